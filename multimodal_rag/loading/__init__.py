@@ -1,0 +1,1 @@
+"""Loaders: PDFs and folders of articles into text chunks and figures."""

@@ -1,0 +1,83 @@
+"""Safe image decoding and content-addressed PNG files, shared by every loader."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from pathlib import Path
+
+from PIL import Image
+
+from ..errors import DocumentLoadError
+
+
+def decode_image(
+    data: bytes, *, max_pixels: int, path: str | Path, page: int | None = None
+) -> Image.Image:
+    """Decode image bytes, refusing images too large to decode safely.
+
+    Args:
+        data: Encoded image (PNG, JPEG, ...).
+        max_pixels: Largest width*height accepted.
+        path: Source, for the error message.
+        page: 1-based page, for the error message.
+
+    Returns:
+        The decoded image, loaded into memory.
+
+    Raises:
+        DocumentLoadError: The bytes are not an image, or it is too large.
+    """
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns before its own bomb limit; we apply ours first.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            width, height = img.size
+            if width * height > max_pixels:
+                raise DocumentLoadError(
+                    f"image of {width}x{height} pixels exceeds the limit of {max_pixels} pixels",
+                    path=path,
+                    page=page,
+                )
+            img.load()
+    except DocumentLoadError:
+        raise
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise DocumentLoadError(f"cannot decode image: {e}", path=path, page=page) from e
+    return img
+
+
+def to_png(img: Image.Image) -> bytes:
+    """Encode an image as PNG (RGB or RGBA; palette and CMYK images converted)."""
+    if img.mode not in ("RGB", "RGBA", "L"):
+        img = img.convert("RGBA" if "A" in img.getbands() else "RGB")
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=False)
+    return buf.getvalue()
+
+
+def png_name(png: bytes) -> str:
+    """Content-addressed file name of a PNG: the same image always gets the same name."""
+    return hashlib.sha256(png).hexdigest()[:16] + ".png"
+
+
+def save_png(png: bytes, out_dir: str | Path) -> Path:
+    """Write a PNG into ``out_dir`` under its content address, once.
+
+    Args:
+        png: PNG bytes.
+        out_dir: Folder to write into (created if missing).
+
+    Returns:
+        The path of the file (existing or newly written).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / png_name(png)
+    if not target.exists():
+        tmp = target.with_suffix(".png.tmp")
+        tmp.write_bytes(png)
+        tmp.replace(target)  # atomic: a crash never leaves a half-written image
+    return target
