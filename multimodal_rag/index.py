@@ -1,0 +1,365 @@
+"""`MultimodalIndex`: ingest manuals into a store, remove them, describe the store.
+
+Ingestion is idempotent and crash-safe: a document's manifest entry (with its
+content hash) is written only after all of its records, so a document
+interrupted half-way has no entry, and the next run deletes whatever it left
+and ingests it again. Ids are deterministic, so nothing is ever duplicated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from .config import LoaderConfig, ModelProfile, profile
+from .errors import DocumentLoadError, StoreMismatchError
+from .nodes import chunk_metadata, figure_metadata
+from .records import Figure, LoadedDocument, TextChunk
+from .storage import ChromaStore, DocumentEntry, Manifest, open_store
+
+if TYPE_CHECKING:
+    from llama_index.core.base.embeddings.base import BaseEmbedding
+    from llama_index.core.embeddings.multi_modal_base import MultiModalEmbedding
+    from llama_index.core.llms import LLM
+
+    from .retrieval import MultiModalRetriever, RetrieverConfig
+
+logger = logging.getLogger(__name__)
+
+DocStatus = Literal["added", "updated", "unchanged", "failed"]
+_EMBED_BATCH = 32
+
+
+@dataclass
+class DocumentReport:
+    """What happened to one document during ingestion."""
+
+    doc: str
+    status: DocStatus
+    text_chunks: int = 0
+    figures: int = 0
+    pages: int = 0
+    error: str | None = None
+
+
+@dataclass
+class IngestReport:
+    """The outcome of :meth:`MultimodalIndex.ingest`."""
+
+    documents: list[DocumentReport] = field(default_factory=list)
+    embeddings_computed: int = 0
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> list[DocumentReport]:
+        """Documents that could not be ingested."""
+        return [d for d in self.documents if d.status == "failed"]
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def chunk_embedding_text(chunk: TextChunk) -> str:
+    """The text embedded for a chunk: its section title gives short passages context."""
+    if chunk.section and not chunk.text.startswith(chunk.section):
+        return f"{chunk.section}\n{chunk.text}"
+    return chunk.text
+
+
+def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class MultimodalIndex:
+    """A store plus the embedders that fill and query it.
+
+    Args:
+        store: The opened Chroma store.
+        manifest: The store's manifest (models and dimensions).
+        text_embedder: Any LlamaIndex ``BaseEmbedding``.
+        image_embedder: Any LlamaIndex ``MultiModalEmbedding``, or ``None`` to
+            index figures by their text only.
+        loader_config: How documents are split.
+
+    Example:
+        >>> index = MultimodalIndex.open("store", profile_name="offline")  # doctest: +SKIP
+        >>> index.ingest(["manual.pdf"])                                    # doctest: +SKIP
+        >>> index.as_retriever().retrieve("how do I wire the sensor?")      # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        store: ChromaStore,
+        manifest: Manifest,
+        text_embedder: BaseEmbedding,
+        image_embedder: MultiModalEmbedding | None = None,
+        loader_config: LoaderConfig | None = None,
+    ) -> None:
+        self.store = store
+        self.manifest = manifest
+        self.text_embedder = text_embedder
+        self.image_embedder = image_embedder
+        self.loader_config = loader_config or LoaderConfig()
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path | None = None,
+        *,
+        url: str | None = None,
+        profile_name: str | None = None,
+        create: bool = True,
+        text_embedder: BaseEmbedding | None = None,
+        image_embedder: MultiModalEmbedding | None = None,
+        loader_config: LoaderConfig | None = None,
+    ) -> MultimodalIndex:
+        """Open a store, loading the models its manifest names.
+
+        A store remembers its models: opened without ``profile_name`` it uses
+        them; opened with a profile whose models differ it raises.
+
+        Args:
+            path: Folder of an embedded store.
+            url: ``http://HOST:PORT`` of a Chroma server instead of ``path``.
+            profile_name: ``"default"`` or ``"offline"``; ``None`` = the store's own
+                (``"default"`` for a new store).
+            create: Create the store when missing.
+            text_embedder: Use this embedder instead of the profile's text model.
+            image_embedder: Use this embedder instead of the profile's image model.
+            loader_config: How documents are split.
+
+        Raises:
+            StoreMismatchError: The store was built with other models.
+            StoreNotFoundError: ``create`` is false and the store does not exist.
+            ModelNotFoundError: A model cannot be found locally or downloaded.
+        """
+        store = open_store(path, url=url, create=create)
+        existing = store.manifest()
+        if existing is not None and profile_name is None:
+            chosen = ModelProfile(
+                name=existing.profile,
+                text_model=existing.text_model,
+                image_model=existing.image_model,
+                query_instruction=profile(existing.profile).query_instruction
+                if existing.profile in ("default", "offline")
+                else "",
+            )
+        else:
+            chosen = profile(profile_name or "default")
+        if existing is not None and (
+            text_embedder is None
+            and existing.text_model != chosen.text_model
+            or image_embedder is None
+            and existing.image_model != chosen.image_model
+        ):
+            # Fail before loading any model: the message is what the user needs.
+            raise StoreMismatchError(
+                f"built with text model {existing.text_model!r} and image model "
+                f"{existing.image_model!r} (profile {existing.profile!r}); requested "
+                f"{chosen.text_model!r} and {chosen.image_model!r}. Open it without a "
+                "profile to use its own models, or ingest into a new store.",
+                location=store.location,
+            )
+        from .embedding import load_image_embedder, load_text_embedder
+
+        text = text_embedder or load_text_embedder(
+            chosen.text_model, query_instruction=chosen.query_instruction
+        )
+        image = image_embedder
+        if image is None and chosen.image_model is not None:
+            image = load_image_embedder(chosen.image_model)
+        expected = Manifest(
+            profile=chosen.name,
+            # Record the name the user chose (hub id, folder or package marker), not a
+            # resolved cache path, so the same store opens on another machine.
+            text_model=chosen.text_model
+            if text_embedder is None
+            else _model_name(text, chosen.text_model),
+            text_dim=_dimension(text),
+            image_model=None
+            if image is None
+            else chosen.image_model
+            if image_embedder is None
+            else _model_name(image, chosen.image_model or ""),
+            image_dim=None if image is None else _dimension(image),
+        )
+        manifest = store.check_manifest(expected)
+        return cls(store, manifest, text, image, loader_config)
+
+    # -- ingestion --------------------------------------------------------------------------
+
+    def ingest(self, paths: Iterable[str | Path], *, progress: bool = False) -> IngestReport:
+        """Ingest PDFs and article folders; unchanged documents are skipped.
+
+        Args:
+            paths: PDF files and/or folders of articles (``.md``/``.txt``/``.html``).
+            progress: Show a progress bar on stderr.
+
+        Returns:
+            What happened to each document. Documents that fail to load are
+            reported as ``failed``; the others are still ingested.
+        """
+        started = time.perf_counter()
+        report = IngestReport()
+        for path in (Path(p) for p in paths):
+            for doc, load in self._sources(path, report):
+                entry = self.store.document(doc)
+                try:
+                    if entry is not None and path.suffix.lower() == ".pdf":
+                        if entry.content_hash == file_sha256(path):
+                            report.documents.append(_unchanged(entry))
+                            continue
+                    loaded = load()
+                except DocumentLoadError as e:
+                    logger.error("%s", e)
+                    report.documents.append(DocumentReport(doc, "failed", error=str(e)))
+                    continue
+                if entry is not None and entry.content_hash == loaded.content_hash:
+                    report.documents.append(_unchanged(entry))
+                    continue
+                report.embeddings_computed += self._write(loaded, progress=progress)
+                report.documents.append(
+                    DocumentReport(
+                        doc,
+                        "added" if entry is None else "updated",
+                        text_chunks=sum(c.role == "content" for c in loaded.chunks),
+                        figures=len(loaded.figures),
+                        pages=loaded.pages,
+                    )
+                )
+        if any(d.status in ("added", "updated") for d in report.documents):
+            self.manifest = self.manifest.model_copy(
+                update={"generation": self.store.bump_generation()}
+            )
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _sources(self, path: Path, report: IngestReport) -> Iterator[tuple[str, Any]]:
+        """(doc name, loader thunk) for each document under ``path``."""
+        from .loading.folder import load_folder
+        from .loading.pdf import load_pdf
+
+        if path.is_dir():
+            try:
+                articles = load_folder(path, self.loader_config)
+            except DocumentLoadError as e:
+                report.documents.append(DocumentReport(path.name, "failed", error=str(e)))
+                return
+            for article in articles:
+                yield article.doc, (lambda a=article: a)
+        else:
+            yield path.name, (lambda: load_pdf(path, self.loader_config))
+
+    def _write(self, loaded: LoadedDocument, *, progress: bool) -> int:
+        """Replace a document's records; returns the number of embeddings computed."""
+        from tqdm import tqdm
+
+        self.store.delete_document(loaded.doc)
+        chunks = [c for c in loaded.chunks if c.role == "content"]
+        figures = list(loaded.figures)
+        total = len(chunks) + len(figures) * (2 if self.image_embedder else 1)
+        bar = tqdm(total=total, desc=loaded.doc, unit="emb", disable=not progress, leave=False)
+        try:
+            for batch in _batches(chunks, _EMBED_BATCH):
+                vectors = self.text_embedder.get_text_embedding_batch(
+                    [chunk_embedding_text(c) for c in batch]
+                )
+                self.store.upsert(
+                    self.store.text,
+                    [c.chunk_id for c in batch],
+                    vectors,
+                    [c.text for c in batch],
+                    [chunk_metadata(c) for c in batch],
+                )
+                bar.update(len(batch))
+            for batch in _batches(figures, _EMBED_BATCH):
+                self._write_figures(loaded.doc, batch, bar)
+        finally:
+            bar.close()
+        self.store.write_document(
+            DocumentEntry(
+                doc=loaded.doc,
+                content_hash=loaded.content_hash,
+                path=str(loaded.path),
+                pages=loaded.pages,
+                text_chunks=len(chunks),
+                figures=len(figures),
+            )
+        )
+        return total
+
+    def _write_figures(self, doc: str, figures: Sequence[Figure], bar: Any) -> None:
+        from .loading.images import png_name, save_png
+
+        paths = []
+        for fig in figures:
+            self.store.put_png(doc, png_name(fig.image_png), fig.image_png)
+            paths.append(str(save_png(fig.image_png, self.store.figures_dir)))
+        metas = [figure_metadata(f, p) for f, p in zip(figures, paths, strict=True)]
+        ids = [f.figure_id for f in figures]
+        texts = [f.text or (f.label or "figure") for f in figures]
+        vectors = self.text_embedder.get_text_embedding_batch(texts)
+        self.store.upsert(self.store.text, ids, vectors, texts, metas)
+        bar.update(len(figures))
+        if self.image_embedder is not None:
+            images = self.image_embedder.get_image_embedding_batch(paths)
+            self.store.upsert(self.store.image, ids, images, texts, metas)
+            bar.update(len(figures))
+
+    # -- maintenance and description --------------------------------------------------------
+
+    def remove(self, doc: str) -> bool:
+        """Remove a document's chunks and figures. Returns ``False`` if it was not there."""
+        if self.store.document(doc) is None:
+            return False
+        self.store.delete_document(doc)
+        self.manifest = self.manifest.model_copy(
+            update={"generation": self.store.bump_generation()}
+        )
+        return True
+
+    def info(self) -> dict[str, Any]:
+        """Counts, documents and models, as ``mmrag info --json`` prints them."""
+        return self.store.describe()
+
+    # -- querying ---------------------------------------------------------------------------
+
+    def as_retriever(self, config: RetrieverConfig | None = None) -> MultiModalRetriever:
+        """A :class:`~multimodal_rag.retrieval.MultiModalRetriever` over this index."""
+        from .retrieval import MultiModalRetriever
+
+        return MultiModalRetriever(self, config)
+
+    def as_query_engine(self, llm: LLM | None = None, **engine_args: Any) -> Any:
+        """A cited query engine; extractive (no LLM) when ``llm`` is ``None``."""
+        from .engine import CitedQueryEngine
+
+        return CitedQueryEngine(retriever=self.as_retriever(), llm=llm, **engine_args)
+
+
+def _unchanged(entry: DocumentEntry) -> DocumentReport:
+    return DocumentReport(entry.doc, "unchanged", entry.text_chunks, entry.figures, entry.pages)
+
+
+def _dimension(embedder: Any) -> int:
+    dim = getattr(embedder, "dim", None)
+    if isinstance(dim, int):
+        return dim
+    return len(embedder.get_text_embedding("dimension probe"))
+
+
+def _model_name(embedder: Any, fallback: str) -> str:
+    name = getattr(embedder, "model_name", None)
+    return str(name) if name and name != "unknown" else fallback

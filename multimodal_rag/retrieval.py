@@ -1,0 +1,235 @@
+"""`MultiModalRetriever`: text and image queries over passages and figures, fused.
+
+Candidate lists (each best first, each only when it applies):
+
+========== ============================================================
+list       what it ranks
+========== ============================================================
+text       passages and figure texts by the text embedder (query text)
+keyword    passages and figure texts by BM25 (exact terms)
+clip       figures by CLIP text-encoder similarity to the query text
+image      figures by CLIP similarity to the query image
+image_text passages on the pages of the figures the query image matches
+========== ============================================================
+
+A figure has one id in every list, so a figure found by its caption, its
+labels and its pixels accumulates evidence as one item; ``unit_boost`` then
+lets a figure and a passage on the same page lift each other.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from llama_index.core.retrievers import BaseRetriever
+from llama_index.core.schema import NodeWithScore, QueryBundle
+from pydantic import BaseModel, ConfigDict, Field
+
+from .errors import QueryError
+from .fusion import FusionMethod, fuse, unit_boost
+from .nodes import nodes_to_hits, record_to_node
+from .records import Hit
+
+if TYPE_CHECKING:
+    from .index import MultimodalIndex
+    from .keyword import BM25Index
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_WEIGHTS: dict[str, float] = {
+    "text": 1.0,
+    "keyword": 0.6,
+    "clip": 0.3,
+    "image": 1.0,
+    "image_text": 0.5,
+}
+
+
+class RetrieverConfig(BaseModel):
+    """How many candidates each list contributes and how they are fused.
+
+    Attributes:
+        top_k: Results returned.
+        candidates: Candidates taken from each list before fusion.
+        fusion: ``"rrf"`` (reciprocal rank fusion) or ``"weighted"`` (min-max
+            normalised scores, weighted sum).
+        weights: Weight per list (text, keyword, clip, image, image_text).
+        rrf_k: RRF damping constant.
+        page_boost: How much items on the same page lift each other (0 = off).
+        use_keyword: Include the BM25 list.
+        use_figure_text: Keep figures' text vectors among the text candidates.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    top_k: int = Field(default=10, ge=1, le=1000)
+    candidates: int = Field(default=40, ge=1, le=5000)
+    fusion: FusionMethod = "rrf"
+    weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    rrf_k: float = Field(default=60.0, ge=0)
+    page_boost: float = Field(default=0.0, ge=0)
+    use_keyword: bool = True
+    use_figure_text: bool = True
+
+
+class MultiModalRetriever(BaseRetriever):
+    """Retrieve passages and figures for a text query, an image query, or both.
+
+    Args:
+        index: The :class:`~multimodal_rag.index.MultimodalIndex` to search.
+        config: Candidate counts, fusion method and weights.
+
+    Example:
+        >>> retriever = index.as_retriever()                              # doctest: +SKIP
+        >>> retriever.retrieve("which pin gives the sine wave?")[0].node  # doctest: +SKIP
+        >>> retriever.search(image="photo_of_panel.jpg")                   # doctest: +SKIP
+    """
+
+    def __init__(self, index: MultimodalIndex, config: RetrieverConfig | None = None) -> None:
+        super().__init__()
+        self.index = index
+        self.config = config or RetrieverConfig()
+        self._records: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._bm25: BM25Index | None = None
+        self._generation = -1
+
+    # -- cached views of the store ----------------------------------------------------------
+
+    def _refresh(self) -> None:
+        """Reload the text records and BM25 index when the store changed."""
+        manifest = self.index.store.manifest()
+        generation = -1 if manifest is None else manifest.generation
+        if generation == self._generation:
+            return
+        from .keyword import BM25Index
+
+        ids, texts, metas = self.index.store.all_text_records()
+        self._records = {i: (t, m) for i, t, m in zip(ids, texts, metas, strict=True)}
+        bm25 = BM25Index()
+        if ids:
+            bm25.add(ids, texts)
+        self._bm25 = bm25
+        self._generation = generation
+
+    # -- the lists --------------------------------------------------------------------------
+
+    def _query_collection(
+        self, collection: Any, vector: list[float], n: int
+    ) -> list[tuple[str, float]]:
+        count = collection.count()
+        if count == 0:
+            return []
+        with self.index.store._guard():
+            got = collection.query(
+                query_embeddings=[vector], n_results=min(n, count), include=["distances"]
+            )
+        # Cosine distance -> similarity, so higher is better in every list.
+        return [
+            (i, 1.0 - float(d)) for i, d in zip(got["ids"][0], got["distances"][0], strict=True)
+        ]
+
+    def _lists(self, text: str | None, image: str | None) -> dict[str, list[tuple[str, float]]]:
+        cfg = self.config
+        store = self.index.store
+        lists: dict[str, list[tuple[str, float]]] = {}
+        if text:
+            vector = self.index.text_embedder.get_query_embedding(text)
+            dense = self._query_collection(store.text, vector, cfg.candidates)
+            if not cfg.use_figure_text:
+                dense = [(i, s) for i, s in dense if self._kind(i) != "figure"]
+            lists["text"] = dense
+            if cfg.use_keyword and self._bm25 is not None:
+                lists["keyword"] = self._bm25.search(text, cfg.candidates)
+            if self.index.image_embedder is not None:
+                clip_text = self.index.image_embedder.get_text_embedding(text)
+                lists["clip"] = self._query_collection(store.image, clip_text, cfg.candidates)
+        if image:
+            if self.index.image_embedder is None:
+                raise QueryError(
+                    "this store has no image vectors (built with the offline profile or without "
+                    "an image model), so it cannot answer image queries"
+                )
+            vector = self.index.image_embedder.get_image_embedding(image)
+            matches = self._query_collection(store.image, vector, cfg.candidates)
+            lists["image"] = matches
+            lists["image_text"] = self._passages_near(matches)
+        return lists
+
+    def _passages_near(self, figures: list[tuple[str, float]]) -> list[tuple[str, float]]:
+        """Image→text: passages on the same page as the matched figures, in figure order."""
+        by_page: dict[tuple[str, int], list[str]] = {}
+        for rid, (_, meta) in self._records.items():
+            if meta.get("kind") == "text":
+                by_page.setdefault((str(meta.get("doc")), int(meta.get("page", 0))), []).append(rid)
+        out: list[tuple[str, float]] = []
+        seen: set[str] = set()
+        for fid, score in figures:
+            meta = self._records.get(fid, ("", {}))[1]
+            for rid in by_page.get((str(meta.get("doc")), int(meta.get("page", 0) or 0)), []):
+                if rid not in seen:
+                    seen.add(rid)
+                    out.append((rid, score))
+        return out
+
+    def _kind(self, record_id: str) -> str:
+        return str(self._records.get(record_id, ("", {}))[1].get("kind", "text"))
+
+    # -- fusion -----------------------------------------------------------------------------
+
+    def _fused(self, lists: Mapping[str, list[tuple[str, float]]]) -> list[tuple[str, float]]:
+        cfg = self.config
+        fused = fuse(cfg.fusion, lists, cfg.weights, rrf_k=cfg.rrf_k)
+        if cfg.page_boost:
+            units = {
+                rid: f"{meta.get('doc')}#{meta.get('page')}"
+                for rid, (_, meta) in (
+                    (r, self._records[r]) for r, _ in fused if r in self._records
+                )
+            }
+            fused = unit_boost(fused, units, cfg.page_boost)
+        return fused
+
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        # Read-only use of the bundle: LlamaIndex's own multimodal retriever overwrites
+        # query_bundle.embedding with a CLIP vector, which breaks callers that reuse it.
+        text = (query_bundle.query_str or "").strip()
+        image = query_bundle.image_path
+        if not text and not image:
+            raise QueryError("the query is empty: give a text, an image, or both")
+        if image and not Path(image).is_file():
+            raise QueryError(f"query image {image} does not exist or is not a file")
+        self._refresh()
+        fused = self._fused(self._lists(text or None, image))
+        nodes: list[NodeWithScore] = []
+        for rid, score in fused[: self.config.top_k]:
+            record = self._records.get(rid)
+            if record is None:
+                continue  # deleted between refresh and query; harmless to drop
+            nodes.append(NodeWithScore(node=self._node(rid, *record), score=score))
+        return nodes
+
+    def _node(self, rid: str, text: str, meta: dict[str, Any]) -> Any:
+        if meta.get("kind") == "figure" and meta.get("image_path"):
+            path = Path(str(meta["image_path"]))
+            if not path.exists():
+                meta = {
+                    **meta,
+                    "image_path": str(self.index.store.figure_file(str(meta["doc"]), path.name)),
+                }
+        return record_to_node(rid, text, meta)
+
+    def search(self, text: str | None = None, *, image: str | Path | None = None) -> list[Hit]:
+        """Convenience: retrieve and return :class:`Hit` objects (CLI JSON shape).
+
+        Args:
+            text: The question, or ``None`` for an image-only query.
+            image: Path of a query image (needs a store with CLIP vectors).
+
+        Raises:
+            QueryError: Empty query, missing image, or image query on a text-only store.
+        """
+        bundle = QueryBundle(query_str=text or "", image_path=str(image) if image else None)
+        return nodes_to_hits(self.retrieve(bundle))

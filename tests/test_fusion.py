@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import pytest
+
+from multimodal_rag.fusion import fuse, min_max, reciprocal_rank_fusion, unit_boost, weighted_fusion
+
+
+def test_rrf_rewards_items_found_by_several_lists() -> None:
+    lists = {
+        "text": [("a", 0.9), ("b", 0.8), ("c", 0.7)],
+        "image": [("c", 0.3), ("d", 0.2)],
+    }
+    fused = reciprocal_rank_fusion(lists, {}, k=60)
+    assert fused[0][0] == "c"  # third in one list, first in the other
+    assert fused[0][1] == pytest.approx(1 / 63 + 1 / 61)
+    assert [item for item, _ in fused] == ["c", "a", "b", "d"]
+
+
+def test_rrf_weights_scale_each_list() -> None:
+    lists = {"text": [("a", 1.0)], "image": [("b", 1.0)]}
+    assert reciprocal_rank_fusion(lists, {"image": 2.0})[0][0] == "b"
+    assert reciprocal_rank_fusion(lists, {"text": 2.0})[0][0] == "a"
+
+
+def test_rrf_ignores_raw_score_scales() -> None:
+    # CLIP-like tiny scores must not lose to BM25-like large ones just by scale.
+    lists = {"bm25": [("a", 30.0), ("b", 29.0)], "clip": [("b", 0.31), ("a", 0.30)]}
+    fused = dict(reciprocal_rank_fusion(lists, {}))
+    assert fused["a"] == pytest.approx(fused["b"])
+
+
+def test_min_max_handles_constant_and_empty_lists() -> None:
+    assert min_max([]) == []
+    assert min_max([("a", 2.0), ("b", 2.0)]) == [("a", 1.0), ("b", 1.0)]
+
+
+def test_weighted_fusion_is_a_convex_combination() -> None:
+    lists = {"text": [("a", 0.9), ("b", 0.5), ("c", 0.1)], "kw": [("c", 12.0), ("a", 2.0)]}
+    fused = dict(weighted_fusion(lists, {"text": 0.7, "kw": 0.3}))
+    assert fused["a"] == pytest.approx(0.7 * 1.0 + 0.3 * 0.0)
+    assert fused["b"] == pytest.approx(0.7 * 0.5)
+    assert fused["c"] == pytest.approx(0.7 * 0.0 + 0.3 * 1.0)
+    assert all(0.0 <= v <= 1.0 for v in fused.values())
+
+
+def test_fusion_is_deterministic_on_ties() -> None:
+    lists = {"x": [("b", 1.0)], "y": [("a", 1.0)]}
+    assert [i for i, _ in reciprocal_rank_fusion(lists, {})] == ["a", "b"]
+
+
+def test_fuse_rejects_unknown_method_listing_valid_ones() -> None:
+    with pytest.raises(ValueError, match="rrf, weighted"):
+        fuse("borda", {}, {})  # type: ignore[arg-type]
+
+
+def test_unit_boost_lifts_items_sharing_a_page() -> None:
+    fused = [("passage", 1.0), ("other", 0.55), ("figure", 0.5)]
+    boosted = unit_boost(
+        fused, {"passage": "m.pdf#3", "figure": "m.pdf#3", "other": "m.pdf#9"}, 0.2
+    )
+    scores = dict(boosted)
+    assert scores["figure"] == pytest.approx(0.5 + 0.2 * 1.0)
+    assert scores["passage"] == pytest.approx(1.0 + 0.2 * 0.5)
+    assert scores["other"] == pytest.approx(0.55)  # alone on its page
+    assert [i for i, _ in boosted] == ["passage", "figure", "other"]
+
+
+def test_unit_boost_zero_strength_is_identity() -> None:
+    fused = [("a", 1.0), ("b", 0.5)]
+    assert unit_boost(fused, {"a": "u", "b": "u"}, 0.0) == fused
