@@ -186,7 +186,7 @@ def _cmd_figures(args: argparse.Namespace) -> int:
 
     loaded = load_pdf(args.pdf)
     out = Path(args.out) if args.out else None
-    figures = []
+    figures: list[dict[str, Any]] = []
     for fig in loaded.figures:
         image = str(save_png(fig.image_png, out)) if out else None
         figures.append(
@@ -252,7 +252,7 @@ def _cmd_match(args: argparse.Namespace) -> int:
     from .embedding import load_image_embedder
     from .matching import match
 
-    model = args.model or profile("default").image_model
+    model = args.model or profile("default").image_model or ""
     result = match(args.image, args.texts, load_image_embedder(model))
     payload = result.to_json()
     lines = [

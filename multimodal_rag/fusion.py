@@ -159,3 +159,68 @@ def unit_boost(
             other = head[1] if len(head) > 1 else 0.0
         boosted[item] = score + strength * other
     return _sorted(boosted)
+
+
+def propagate(ranked: Ranked, links: Mapping[str, Sequence[str]]) -> list[tuple[str, float]]:
+    """Derive a ranked list of linked items from a ranked list of sources.
+
+    Each linked item takes the score of the best-ranked source that links to
+    it. The retriever uses it to rank figures by the passages that refer to
+    them (a passage quoting "Figure 2.3" or sitting beside an uncaptioned
+    figure), so a figure the text model misses is still found through its
+    passage.
+
+    Args:
+        ranked: Sources, best first.
+        links: For each source id, the ids it links to.
+
+    Returns:
+        Linked items, best first, each once.
+
+    Example:
+        >>> propagate([("p1", 0.9), ("p2", 0.5)], {"p1": ["fig"], "p2": ["fig", "fig2"]})
+        [('fig', 0.9), ('fig2', 0.5)]
+    """
+    out: dict[str, float] = {}
+    for source, score in ranked:
+        for item in links.get(source, ()):
+            if item not in out:
+                out[item] = score
+    return list(out.items())
+
+
+def lead_with_figures(
+    fused: Ranked, figures_of: Mapping[str, Sequence[str]], per_item: int = 1
+) -> list[tuple[str, float]]:
+    """Put a passage's own figure directly before it, as one unit.
+
+    A figure and the passage printed beside it on the same page answer the
+    same question and cite the same page; showing the figure first serves
+    "show me the diagram of ..." questions without costing page questions a
+    rank. A figure already ranked higher keeps its place.
+
+    Args:
+        fused: A fused ranking, best first.
+        figures_of: For each passage id, the figures on its page that it
+            captions or sits beside, best first.
+        per_item: How many figures may lead one passage.
+
+    Returns:
+        The re-ordered ranking; a lifted figure takes its passage's score.
+
+    Example:
+        >>> lead_with_figures([("p1", 0.9), ("x", 0.5), ("f1", 0.2)], {"p1": ["f1"]})
+        [('f1', 0.9), ('p1', 0.9), ('x', 0.5)]
+    """
+    placed: set[str] = set()
+    out: list[tuple[str, float]] = []
+    for item, score in fused:
+        if item in placed:
+            continue
+        for figure in list(figures_of.get(item, ()))[:per_item]:
+            if figure not in placed:
+                placed.add(figure)
+                out.append((figure, score))
+        placed.add(item)
+        out.append((item, score))
+    return out

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from llama_index.core.embeddings.multi_modal_base import MultiModalEmbedding
     from llama_index.core.llms import LLM
 
+    from .chat import CitedChatEngine
+    from .engine import CitedQueryEngine
     from .retrieval import MultiModalRetriever, RetrieverConfig
 
 logger = logging.getLogger(__name__)
@@ -70,11 +72,13 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def chunk_embedding_text(chunk: TextChunk) -> str:
-    """The text embedded for a chunk: its section title gives short passages context."""
-    if chunk.section and not chunk.text.startswith(chunk.section):
-        return f"{chunk.section}\n{chunk.text}"
-    return chunk.text
+def embedding_text(record: TextChunk | Figure) -> str:
+    """The text embedded for a chunk or a figure: the record's own text.
+
+    Measured on the dev questions (docs/fusion.md): prefixing the section title
+    to figures drowned their captions, and to passages it did not help.
+    """
+    return record.text
 
 
 def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -274,7 +278,7 @@ class MultimodalIndex:
         try:
             for batch in _batches(chunks, _EMBED_BATCH):
                 vectors = self.text_embedder.get_text_embedding_batch(
-                    [chunk_embedding_text(c) for c in batch]
+                    [embedding_text(c) for c in batch]
                 )
                 self.store.upsert(
                     self.store.text,
@@ -303,18 +307,16 @@ class MultimodalIndex:
     def _write_figures(self, doc: str, figures: Sequence[Figure], bar: Any) -> None:
         from .loading.images import png_name, save_png
 
-        paths = []
-        for fig in figures:
-            self.store.put_png(doc, png_name(fig.image_png), fig.image_png)
-            paths.append(str(save_png(fig.image_png, self.store.figures_dir)))
+        self.store.put_pngs(doc, [(png_name(f.image_png), f.image_png) for f in figures])
+        paths = [str(save_png(f.image_png, self.store.figures_dir)) for f in figures]
         metas = [figure_metadata(f, p) for f, p in zip(figures, paths, strict=True)]
         ids = [f.figure_id for f in figures]
         texts = [f.text or (f.label or "figure") for f in figures]
-        vectors = self.text_embedder.get_text_embedding_batch(texts)
+        vectors = self.text_embedder.get_text_embedding_batch([embedding_text(f) for f in figures])
         self.store.upsert(self.store.text, ids, vectors, texts, metas)
         bar.update(len(figures))
         if self.image_embedder is not None:
-            images = self.image_embedder.get_image_embedding_batch(paths)
+            images = self.image_embedder.get_image_embedding_batch(list[Any](paths))
             self.store.upsert(self.store.image, ids, images, texts, metas)
             bar.update(len(figures))
 
@@ -342,11 +344,34 @@ class MultimodalIndex:
 
         return MultiModalRetriever(self, config)
 
-    def as_query_engine(self, llm: LLM | None = None, **engine_args: Any) -> Any:
-        """A cited query engine; extractive (no LLM) when ``llm`` is ``None``."""
+    def as_query_engine(
+        self,
+        llm: LLM | None = None,
+        *,
+        top_k: int = 5,
+        max_images: int = 3,
+        retriever_config: RetrieverConfig | None = None,
+    ) -> CitedQueryEngine:
+        """A query engine that answers with page and figure citations.
+
+        Args:
+            llm: Any LlamaIndex LLM; a multimodal one also gets the figures.
+                ``None`` gives an extractive answer (cited passages and figures).
+            top_k: Sources handed to the LLM.
+            max_images: Figure images sent to a multimodal LLM.
+            retriever_config: Retrieval settings.
+        """
         from .engine import CitedQueryEngine
 
-        return CitedQueryEngine(retriever=self.as_retriever(), llm=llm, **engine_args)
+        return CitedQueryEngine(
+            self.as_retriever(retriever_config), llm, top_k=top_k, max_images=max_images
+        )
+
+    def as_chat_engine(self, llm: LLM | None = None, *, top_k: int = 5) -> CitedChatEngine:
+        """A chat engine for chatbots: follow-ups are condensed with the history."""
+        from .chat import CitedChatEngine
+
+        return CitedChatEngine(self.as_query_engine(llm, top_k=top_k), llm=llm)
 
 
 def _unchanged(entry: DocumentEntry) -> DocumentReport:

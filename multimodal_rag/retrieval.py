@@ -10,6 +10,7 @@ keyword    passages and figure texts by BM25 (exact terms)
 clip       figures by CLIP text-encoder similarity to the query text
 image      figures by CLIP similarity to the query image
 image_text passages on the pages of the figures the query image matches
+linked     figures referred to by (or beside) the best text/keyword passages
 ========== ============================================================
 
 A figure has one id in every list, so a figure found by its caption, its
@@ -20,6 +21,7 @@ lets a figure and a passage on the same page lift each other.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,7 +31,7 @@ from llama_index.core.schema import NodeWithScore, QueryBundle
 from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import QueryError
-from .fusion import FusionMethod, fuse, unit_boost
+from .fusion import FusionMethod, fuse, lead_with_figures, propagate, unit_boost
 from .nodes import nodes_to_hits, record_to_node
 from .records import Hit
 
@@ -41,10 +43,11 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_WEIGHTS: dict[str, float] = {
     "text": 1.0,
-    "keyword": 0.6,
+    "keyword": 0.5,
     "clip": 0.3,
     "image": 1.0,
     "image_text": 0.5,
+    "linked": 0.3,
 }
 
 
@@ -61,18 +64,24 @@ class RetrieverConfig(BaseModel):
         page_boost: How much items on the same page lift each other (0 = off).
         use_keyword: Include the BM25 list.
         use_figure_text: Keep figures' text vectors among the text candidates.
+        use_links: Rank figures also by the passages that refer to them
+            ("see Figure 2.3") or share their page (uncaptioned figures).
+        figures_lead: Show a passage's own figure (captioned in it, or beside it
+            on the page) directly before the passage.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     top_k: int = Field(default=10, ge=1, le=1000)
     candidates: int = Field(default=40, ge=1, le=5000)
-    fusion: FusionMethod = "rrf"
+    fusion: FusionMethod = "weighted"
     weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     rrf_k: float = Field(default=60.0, ge=0)
     page_boost: float = Field(default=0.0, ge=0)
     use_keyword: bool = True
     use_figure_text: bool = True
+    use_links: bool = True
+    figures_lead: bool = True
 
 
 class MultiModalRetriever(BaseRetriever):
@@ -94,6 +103,8 @@ class MultiModalRetriever(BaseRetriever):
         self.config = config or RetrieverConfig()
         self._records: dict[str, tuple[str, dict[str, Any]]] = {}
         self._bm25: BM25Index | None = None
+        self._links: dict[str, list[str]] = {}
+        self._own_figures: dict[str, list[str]] = {}
         self._generation = -1
 
     # -- cached views of the store ----------------------------------------------------------
@@ -112,6 +123,10 @@ class MultiModalRetriever(BaseRetriever):
         if ids:
             bm25.add(ids, texts)
         self._bm25 = bm25
+        self._links = figure_links(self._records)
+        self._own_figures = {
+            rid: own for rid, figs in self._links.items() if (own := self._same_page(rid, figs))
+        }
         self._generation = generation
 
     # -- the lists --------------------------------------------------------------------------
@@ -143,6 +158,14 @@ class MultiModalRetriever(BaseRetriever):
             lists["text"] = dense
             if cfg.use_keyword and self._bm25 is not None:
                 lists["keyword"] = self._bm25.search(text, cfg.candidates)
+            if cfg.use_links:
+                passages = fuse(
+                    cfg.fusion,
+                    {n: lists[n] for n in ("text", "keyword") if n in lists},
+                    cfg.weights,
+                    rrf_k=cfg.rrf_k,
+                )
+                lists["linked"] = propagate(passages, self._links)
             if self.index.image_embedder is not None:
                 clip_text = self.index.image_embedder.get_text_embedding(text)
                 lists["clip"] = self._query_collection(store.image, clip_text, cfg.candidates)
@@ -174,6 +197,15 @@ class MultiModalRetriever(BaseRetriever):
                     out.append((rid, score))
         return out
 
+    def _same_page(self, rid: str, figures: list[str]) -> list[str]:
+        meta = self._records[rid][1]
+        where = (meta.get("doc"), meta.get("page"))
+        return [
+            f
+            for f in figures
+            if (self._records[f][1].get("doc"), self._records[f][1].get("page")) == where
+        ]
+
     def _kind(self, record_id: str) -> str:
         return str(self._records.get(record_id, ("", {}))[1].get("kind", "text"))
 
@@ -190,6 +222,8 @@ class MultiModalRetriever(BaseRetriever):
                 )
             }
             fused = unit_boost(fused, units, cfg.page_boost)
+        if cfg.figures_lead:
+            fused = lead_with_figures(fused, self._own_figures)
         return fused
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
@@ -233,3 +267,43 @@ class MultiModalRetriever(BaseRetriever):
         """
         bundle = QueryBundle(query_str=text or "", image_path=str(image) if image else None)
         return nodes_to_hits(self.retrieve(bundle))
+
+
+_LABEL_NUMBER = re.compile(r"(\d+(?:[.\-]\d+)*[a-z]?)\s*$", re.IGNORECASE)
+
+
+def figure_links(records: Mapping[str, tuple[str, Mapping[str, Any]]]) -> dict[str, list[str]]:
+    """Link passages to figures: passages that name a figure's label, and for
+    uncaptioned figures the passages on the same page.
+
+    Args:
+        records: Record id -> (text, metadata) for passages and figure texts.
+
+    Returns:
+        Passage id -> ids of the figures it links to.
+    """
+    by_page: dict[tuple[str, int], list[str]] = {}
+    passages_by_doc: dict[str, list[tuple[str, str]]] = {}
+    for rid, (text, meta) in records.items():
+        doc = str(meta.get("doc", ""))
+        if meta.get("kind") == "figure":
+            continue
+        by_page.setdefault((doc, int(meta.get("page", 0) or 0)), []).append(rid)
+        passages_by_doc.setdefault(doc, []).append((rid, text))
+    links: dict[str, list[str]] = {}
+    for fid, (_, meta) in records.items():
+        if meta.get("kind") != "figure":
+            continue
+        doc = str(meta.get("doc", ""))
+        found = _LABEL_NUMBER.search(str(meta.get("figure") or ""))
+        if found is None:
+            sources = by_page.get((doc, int(meta.get("page", 0) or 0)), [])
+        else:
+            # "Figure 2.3", "Fig. 2.3", "figure 2.3" but not "Figure 2.31".
+            mention = re.compile(
+                r"\bfig(?:ure|\.)?\s*" + re.escape(found.group(1)) + r"(?![\d])", re.IGNORECASE
+            )
+            sources = [rid for rid, text in passages_by_doc.get(doc, []) if mention.search(text)]
+        for rid in sources:
+            links.setdefault(rid, []).append(fid)
+    return links

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from .errors import StoreError, StoreMismatchError, StoreNotFoundError
@@ -114,6 +115,7 @@ class ChromaStore:
         self.location = location
         self.name = name
         self.figures_dir = (local_dir or _default_cache_dir(location)) / "figures"
+        self.keeps_blobs = local_dir is None
         with self._guard():
             self._meta = client.get_or_create_collection(f"{name}_meta", embedding_function=None)
         self._text: Collection | None = None
@@ -235,7 +237,10 @@ class ChromaStore:
     def _put(self, key: str, document: str, metadata: dict[str, Any]) -> None:
         with self._guard():
             self._meta.upsert(
-                ids=[key], documents=[document], metadatas=[metadata], embeddings=[_DUMMY_VECTOR]
+                ids=[key],
+                documents=[document],
+                metadatas=[metadata],
+                embeddings=np.asarray([_DUMMY_VECTOR], dtype=np.float32),
             )
 
     # -- records ----------------------------------------------------------------------------
@@ -254,7 +259,7 @@ class ChromaStore:
                 end = start + _WRITE_BATCH
                 collection.upsert(
                     ids=list(ids[start:end]),
-                    embeddings=[list(map(float, v)) for v in embeddings[start:end]],
+                    embeddings=np.asarray(embeddings[start:end], dtype=np.float32),
                     documents=list(documents[start:end]),
                     metadatas=list(metadatas[start:end]),
                 )
@@ -267,13 +272,21 @@ class ChromaStore:
                 collection.delete(where={"doc": doc})
             self._meta.delete(where={"$and": [{"type": "png"}, {"doc": doc}]})
 
-    def put_png(self, doc: str, name: str, png: bytes) -> None:
-        """Keep a figure's PNG in the store itself (so a server store is self-contained)."""
-        self._put(
-            f"png::{doc}::{name}",
-            base64.b64encode(png).decode("ascii"),
-            {"type": "png", "doc": doc, "name": name},
-        )
+    def put_pngs(self, doc: str, pngs: Sequence[tuple[str, bytes]]) -> None:
+        """Keep figures' PNGs inside a server store, so it is complete without local files.
+
+        An embedded store keeps them only as files in its folder: Chroma indexes
+        document text for full-text search, which makes large blobs slow to write.
+        """
+        if not self.keeps_blobs or not pngs:
+            return
+        with self._guard():
+            self._meta.upsert(
+                ids=[f"png::{doc}::{name}" for name, _ in pngs],
+                documents=[base64.b64encode(png).decode("ascii") for _, png in pngs],
+                metadatas=[{"type": "png", "doc": doc, "name": name} for name, _ in pngs],
+                embeddings=np.asarray([_DUMMY_VECTOR] * len(pngs), dtype=np.float32),
+            )
 
     def figure_file(self, doc: str, name: str) -> Path:
         """Local path of a figure's PNG, written from the store's copy when missing."""

@@ -2,7 +2,15 @@ from __future__ import annotations
 
 import pytest
 
-from multimodal_rag.fusion import fuse, min_max, reciprocal_rank_fusion, unit_boost, weighted_fusion
+from multimodal_rag.fusion import (
+    fuse,
+    lead_with_figures,
+    min_max,
+    propagate,
+    reciprocal_rank_fusion,
+    unit_boost,
+    weighted_fusion,
+)
 
 
 def test_rrf_rewards_items_found_by_several_lists() -> None:
@@ -68,3 +76,23 @@ def test_unit_boost_lifts_items_sharing_a_page() -> None:
 def test_unit_boost_zero_strength_is_identity() -> None:
     fused = [("a", 1.0), ("b", 0.5)]
     assert unit_boost(fused, {"a": "u", "b": "u"}, 0.0) == fused
+
+
+def test_propagate_ranks_linked_items_by_their_best_source() -> None:
+    ranked = [("p1", 0.9), ("p2", 0.7), ("p3", 0.2)]
+    links = {"p2": ["fig-a", "fig-b"], "p3": ["fig-a", "fig-c"]}
+    assert propagate(ranked, links) == [("fig-a", 0.7), ("fig-b", 0.7), ("fig-c", 0.2)]
+    assert propagate(ranked, {}) == []
+
+
+def test_lead_with_figures_puts_a_passage_figure_first_once() -> None:
+    fused = [("p1", 0.9), ("p2", 0.8), ("f2", 0.5), ("f1", 0.1)]
+    out = lead_with_figures(fused, {"p1": ["f1"], "p2": ["f1", "f2"]})
+    # f1 leads p1; p2's first figure is already placed and per_item=1 stops there;
+    # f2 keeps its own place.
+    assert out == [("f1", 0.9), ("p1", 0.9), ("p2", 0.8), ("f2", 0.5)]
+
+
+def test_lead_with_figures_keeps_a_figure_that_already_ranks_higher() -> None:
+    fused = [("f1", 1.0), ("p1", 0.9)]
+    assert lead_with_figures(fused, {"p1": ["f1"]}) == fused

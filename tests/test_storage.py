@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from multimodal_rag.errors import StoreError, StoreMismatchError, StoreNotFoundError
-from multimodal_rag.storage import DocumentEntry, Manifest, open_store
+from multimodal_rag.storage import ChromaStore, DocumentEntry, Manifest, open_store
 
 from .support.chroma_server import chroma_server
 
@@ -22,7 +22,7 @@ def _fill(store) -> None:  # type: ignore[no-untyped-def]
         ["one", "two", "three"],
         [{"doc": "d.pdf", "page": 1}, {"doc": "d.pdf", "page": 2}, {"doc": "e.pdf", "page": 1}],
     )
-    store.put_png("d.pdf", "abc.png", b"\x89PNG fake")
+    store.put_pngs("d.pdf", [("abc.png", b"\x89PNG fake")])
     store.write_document(
         DocumentEntry(
             doc="d.pdf", content_hash="h", path="d.pdf", pages=2, text_chunks=2, figures=0
@@ -48,21 +48,42 @@ def test_other_models_are_a_mismatch_naming_both(tmp_path: Path) -> None:
         store.check_manifest(other)
 
 
-def test_delete_document_removes_records_blobs_and_entry(tmp_path: Path) -> None:
+def test_delete_document_removes_records_and_entry(tmp_path: Path) -> None:
     store = open_store(tmp_path / "s")
     _fill(store)
     store.delete_document("d.pdf")
     assert store.counts()["text"] == 1
     assert store.document("d.pdf") is None
+
+
+def _server_like_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ChromaStore:
+    # A store without a local folder (as on a Chroma server) keeps PNGs inside Chroma.
+    import chromadb
+
+    monkeypatch.setenv("MMRAG_CACHE_DIR", str(tmp_path / "cache"))
+    return ChromaStore(chromadb.EphemeralClient(), location=f"mem-{tmp_path.name}", name="t")
+
+
+def test_figure_file_is_materialised_from_a_server_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = _server_like_store(tmp_path, monkeypatch)
+    _fill(store)
+    path = store.figure_file("d.pdf", "abc.png")
+    assert path.read_bytes() == b"\x89PNG fake"
+    assert path.is_relative_to(tmp_path / "cache")
+    path.unlink()
+    store.delete_document("d.pdf")
     with pytest.raises(StoreError, match="missing"):
         store.figure_file("d.pdf", "abc.png")
 
 
-def test_figure_file_is_materialised_from_the_store(tmp_path: Path) -> None:
+def test_embedded_store_keeps_pngs_as_files_only(tmp_path: Path) -> None:
     store = open_store(tmp_path / "s")
     _fill(store)
-    path = store.figure_file("d.pdf", "abc.png")
-    assert path.read_bytes() == b"\x89PNG fake"
+    assert store.figures_dir == tmp_path / "s" / "figures"
+    with pytest.raises(StoreError, match="missing"):
+        store.figure_file("d.pdf", "abc.png")
 
 
 def test_generation_increments(tmp_path: Path) -> None:
