@@ -48,6 +48,7 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "image": 1.0,
     "image_text": 0.5,
     "linked": 0.3,
+    "figure_text": 1.0,
 }
 
 
@@ -64,6 +65,8 @@ class RetrieverConfig(BaseModel):
         page_boost: How much items on the same page lift each other (0 = off).
         use_keyword: Include the BM25 list.
         use_figure_text: Keep figures' text vectors among the text candidates.
+        separate_figure_text: Rank figure texts as their own list (as if in
+            their own collection) instead of among the passages.
         use_links: Rank figures also by the passages that refer to them
             ("see Figure 2.3") or share their page (uncaptioned figures).
         figures_lead: Show a passage's own figure (captioned in it, or beside it
@@ -81,6 +84,7 @@ class RetrieverConfig(BaseModel):
     use_keyword: bool = True
     use_figure_text: bool = True
     use_links: bool = True
+    separate_figure_text: bool = False
     figures_lead: bool = True
 
 
@@ -132,14 +136,17 @@ class MultiModalRetriever(BaseRetriever):
     # -- the lists --------------------------------------------------------------------------
 
     def _query_collection(
-        self, collection: Any, vector: list[float], n: int
+        self, collection: Any, vector: list[float], n: int, kind: str | None = None
     ) -> list[tuple[str, float]]:
         count = collection.count()
         if count == 0:
             return []
         with self.index.store._guard():
             got = collection.query(
-                query_embeddings=[vector], n_results=min(n, count), include=["distances"]
+                query_embeddings=[vector],
+                n_results=min(n, count),
+                include=["distances"],
+                where={"kind": kind} if kind else None,
             )
         # Cosine distance -> similarity, so higher is better in every list.
         return [
@@ -152,10 +159,14 @@ class MultiModalRetriever(BaseRetriever):
         lists: dict[str, list[tuple[str, float]]] = {}
         if text:
             vector = self.index.text_embedder.get_query_embedding(text)
-            dense = self._query_collection(store.text, vector, cfg.candidates)
-            if not cfg.use_figure_text:
-                dense = [(i, s) for i, s in dense if self._kind(i) != "figure"]
-            lists["text"] = dense
+            if cfg.separate_figure_text or not cfg.use_figure_text:
+                lists["text"] = self._query_collection(store.text, vector, cfg.candidates, "text")
+                if cfg.use_figure_text:
+                    lists["figure_text"] = self._query_collection(
+                        store.text, vector, cfg.candidates, "figure"
+                    )
+            else:
+                lists["text"] = self._query_collection(store.text, vector, cfg.candidates)
             if cfg.use_keyword and self._bm25 is not None:
                 lists["keyword"] = self._bm25.search(text, cfg.candidates)
             if cfg.use_links:
@@ -205,9 +216,6 @@ class MultiModalRetriever(BaseRetriever):
             for f in figures
             if (self._records[f][1].get("doc"), self._records[f][1].get("page")) == where
         ]
-
-    def _kind(self, record_id: str) -> str:
-        return str(self._records.get(record_id, ("", {}))[1].get("kind", "text"))
 
     # -- fusion -----------------------------------------------------------------------------
 
