@@ -176,3 +176,43 @@ def test_image_query_with_tiny_clip(tmp_path: Path, manual: Path) -> None:
         assert hits[0].node_id == fig.node_id or hits[0].image == fig.image
         # image -> text: passages of the figure's page come with it
         assert any(h.kind == "text" and h.page == fig.page for h in hits)
+
+
+@pytest.mark.slow
+def test_server_going_away_mid_ingest_is_repaired_by_the_next_run(
+    tmp_path: Path, manual: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from multimodal_rag.errors import StoreError
+
+    from .support.chroma_server import chroma_server, stop_server
+
+    monkeypatch.setenv("MMRAG_CACHE_DIR", str(tmp_path / "cache"))
+    data = tmp_path / "server-data"
+    with chroma_server(data) as url:
+        stop = {"server": None}
+
+        class DyingEmbedding(HashEmbedding):
+            def _get_text_embedding(self, text: str) -> list[float]:
+                if "Figure" in text and stop["server"] is not None:
+                    stop["server"]()  # the server dies after the passages were written
+                    stop["server"] = None
+                return super()._get_text_embedding(text)
+
+        stop["server"] = lambda: stop_server(url)
+        index = MultimodalIndex.open(
+            url=url, profile_name="offline", text_embedder=DyingEmbedding(), loader_config=NO_OCR
+        )
+        with pytest.raises(StoreError, match=url):
+            index.ingest([manual])
+    with chroma_server(data) as url2:
+        index = MultimodalIndex.open(
+            url=url2, profile_name="offline", text_embedder=HashEmbedding(), loader_config=NO_OCR
+        )
+        assert index.info()["documents"] == []  # the interrupted document is not marked done
+        assert [d.status for d in index.ingest([manual]).documents] == ["added"]
+        reference = _open(tmp_path / "ref")
+        reference.ingest([manual])
+        assert index.store.counts() == reference.store.counts()
+        hits = index.as_retriever().search("front panel connectors")
+        assert hits[0].figure == "Figure 1.1"
+        assert hits[0].image is not None and Path(hits[0].image).is_file()

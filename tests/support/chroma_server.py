@@ -14,6 +14,17 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+RUNNING: dict[str, subprocess.Popen[bytes]] = {}
+"""Servers started by :func:`chroma_server`, by URL (to stop one early in a test)."""
+
+
+def stop_server(url: str) -> None:
+    """Stop a server started by :func:`chroma_server` now, as if it crashed."""
+    proc = RUNNING[url]
+    proc.kill()
+    proc.wait(timeout=10)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -57,8 +68,10 @@ def chroma_server(data_dir: Path, timeout: float = 60.0) -> Iterator[str]:
                 if time.monotonic() > deadline:
                     raise RuntimeError("chroma server did not start in time") from None
                 time.sleep(0.2)
+        RUNNING[url] = proc
         yield url
     finally:
+        RUNNING.pop(url, None)
         proc.terminate()
         try:
             proc.wait(timeout=10)
