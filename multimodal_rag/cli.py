@@ -173,7 +173,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
 
 def _cmd_ask(args: argparse.Namespace) -> int:
     index = _open_index(args, create=False)
-    engine = index.as_query_engine(llm=None)
+    engine = index.as_query_engine(llm=None, top_k=args.top_k)
     response = engine.query(args.text)
     payload = {"query": args.text, "answer": str(response), **(response.metadata or {})}
     _emit(args, payload, str(response))

@@ -16,6 +16,14 @@ if ! command -v tesseract >/dev/null 2>&1; then
   fi
 fi
 
+# The development extras test the chatbot page in a real headless browser.
+if [[ ",${extras}," == *",dev,"* ]] && ! command -v chromium >/dev/null 2>&1 \
+    && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing chromium (browser test of the chatbot example)" >&2
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >&2 \
+    || echo "chromium not installed; the browser test will fail" >&2
+fi
+
 [ -x .venv/bin/python ] || python3 -m venv .venv
 . .venv/bin/activate
 python -m pip install -q --upgrade pip >&2

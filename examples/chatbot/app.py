@@ -1,0 +1,329 @@
+"""A small local chatbot over a multimodal_rag store, using only the standard library's server.
+
+One HTML page (``index.html`` beside this file) talks to a JSON endpoint backed
+by :class:`multimodal_rag.CitedChatEngine`; each browser tab keeps its own
+conversation. Answers show their numbered sources (document, page, figure) and
+thumbnails of the cited figures.
+
+Run::
+
+    mmrag ingest manual.pdf --store store --profile offline
+    python examples/chatbot/app.py --store store            # http://127.0.0.1:8000/
+
+Without an LLM the answers are extractive (the best excerpts, each cited).
+``--llm ollama --model llama3.2`` or ``--llm openai --model gpt-4o-mini`` plug
+in a real LLM when its LlamaIndex integration is installed
+(``pip install llama-index-llms-ollama`` / ``llama-index-llms-openai``).
+
+Endpoints:
+
+================  ======  ===========================================================
+path              method  what
+================  ======  ===========================================================
+``/``             GET     the chat page
+``/api/info``     GET     the store's documents and models (``mmrag info --json``)
+``/api/chat``     POST    ``{"message", "session"}`` -> answer, citations, figure URLs
+``/api/reset``    POST    ``{"session"}``: forget that conversation
+``/figures/NAME`` GET     a figure PNG of the store (content-addressed names only)
+================  ======  ===========================================================
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import sys
+import threading
+from collections import OrderedDict
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from multimodal_rag import CitedChatEngine, CitedQueryEngine, MultimodalRAGError, QueryError
+from multimodal_rag.citations import citations_from_response
+
+if TYPE_CHECKING:
+    from llama_index.core.llms import LLM
+
+    from multimodal_rag import MultimodalIndex
+
+logger = logging.getLogger("mmrag.chatbot")
+
+PAGE = Path(__file__).with_name("index.html")
+MAX_BODY_BYTES = 64 * 1024
+MAX_MESSAGE_CHARS = 2000
+# Conversations kept in memory; the oldest is dropped first (a demo, not a session store).
+MAX_SESSIONS = 200
+# Figure files are named by content hash (loading.images.png_name); nothing else is served,
+# so a request can never name a path outside the figures folder.
+FIGURE_NAME = re.compile(r"[0-9a-f]{16,64}\.png")
+SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+class BadRequest(ValueError):
+    """A request the client must fix (HTTP 400)."""
+
+
+class ChatService:
+    """Chat engines per browser session over one index; safe to call from many threads.
+
+    Args:
+        index: The opened store.
+        llm: Any LlamaIndex LLM, or ``None`` for extractive answers.
+        top_k: Sources numbered per answer.
+    """
+
+    def __init__(self, index: MultimodalIndex, llm: LLM | None = None, top_k: int = 5) -> None:
+        self.index = index
+        self.llm = llm
+        self.top_k = top_k
+        self._sessions: OrderedDict[str, CitedChatEngine] = OrderedDict()
+        self._figures: dict[str, Path] = {}
+        # One lock for all turns: Chroma's embedded client and the embedders are not
+        # meant to be driven from several threads at once, and a local demo has one user.
+        self._lock = threading.Lock()
+
+    def _engine(self, session: str) -> CitedChatEngine:
+        engine = self._sessions.get(session)
+        if engine is None:
+            retriever = self.index.as_retriever()
+            engine = CitedChatEngine(CitedQueryEngine(retriever, llm=self.llm, top_k=self.top_k))
+            self._sessions[session] = engine
+            while len(self._sessions) > MAX_SESSIONS:
+                self._sessions.popitem(last=False)
+        self._sessions.move_to_end(session)
+        return engine
+
+    def chat(self, session: str, message: str) -> dict[str, Any]:
+        """Answer one turn of a conversation.
+
+        Returns:
+            ``{"answer", "question", "mode", "cited", "citations"}``; each citation is
+            ``{"n", "doc", "page", "figure", "kind", "label", "image_url"}``.
+
+        Raises:
+            BadRequest: An empty or too long message, or a malformed session id.
+        """
+        message = message.strip()
+        if not message:
+            raise BadRequest("the message is empty")
+        if len(message) > MAX_MESSAGE_CHARS:
+            raise BadRequest(f"the message is longer than {MAX_MESSAGE_CHARS} characters")
+        if not SESSION_ID.fullmatch(session):
+            raise BadRequest("the session id must be 1-64 letters, digits, '-' or '_'")
+        with self._lock:
+            try:
+                reply = self._engine(session).chat(message)
+            except QueryError as e:
+                raise BadRequest(str(e)) from e
+            citations = []
+            for c in citations_from_response(reply):
+                url = None
+                if c.image:
+                    path = Path(c.image)
+                    self._figures[path.name] = path
+                    url = f"/figures/{path.name}"
+                citations.append(
+                    {
+                        "n": c.n,
+                        "doc": c.doc,
+                        "page": c.page,
+                        "figure": c.figure,
+                        "kind": c.kind,
+                        "label": c.short(),
+                        "image_url": url,
+                    }
+                )
+        metadata = reply.metadata or {}
+        return {
+            "answer": reply.response,
+            "question": metadata.get("query", message),
+            "mode": metadata.get("mode"),
+            "cited": metadata.get("cited", []),
+            "citations": citations,
+        }
+
+    def reset(self, session: str) -> None:
+        """Forget a conversation (unknown sessions are ignored)."""
+        with self._lock:
+            self._sessions.pop(session, None)
+
+    def info(self) -> dict[str, Any]:
+        """The store's documents and models."""
+        with self._lock:
+            return self.index.info()
+
+    def figure(self, name: str) -> Path | None:
+        """The PNG file for a figure name, or ``None`` when the name is not a figure's."""
+        if not FIGURE_NAME.fullmatch(name):
+            return None
+        with self._lock:
+            path = self._figures.get(name) or self.index.store.figures_dir / name
+        return path if path.is_file() else None
+
+
+class ChatServer(ThreadingHTTPServer):
+    """A threading HTTP server that carries the :class:`ChatService`."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], service: ChatService) -> None:
+        self.service = service
+        self.page = PAGE.read_bytes()
+        super().__init__(address, ChatHandler)
+
+    @property
+    def url(self) -> str:
+        """The page's URL, e.g. ``http://127.0.0.1:8000/``."""
+        host, port = self.server_address[:2]
+        return f"http://{host!s}:{port}/"
+
+
+class ChatHandler(BaseHTTPRequestHandler):
+    """Routes the page, the JSON API and the figure files."""
+
+    server: ChatServer
+    server_version = "mmrag-chatbot/0.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.info("%s " + format, self.address_string(), *args)
+
+    def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(self, status: HTTPStatus, payload: dict[str, Any]) -> None:
+        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        self._send(status, body, "application/json; charset=utf-8")
+
+    def _error(self, status: HTTPStatus, message: str) -> None:
+        self._json(status, {"error": message})
+
+    def _body(self) -> dict[str, Any]:
+        try:
+            length = int(self.headers.get("Content-Length", "0"))
+        except ValueError as e:
+            raise BadRequest("bad Content-Length") from e
+        if length <= 0 or length > MAX_BODY_BYTES:
+            raise BadRequest(f"the body must be 1 to {MAX_BODY_BYTES} bytes of JSON")
+        try:
+            data = json.loads(self.rfile.read(length).decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise BadRequest(f"the body is not JSON: {e}") from e
+        if not isinstance(data, dict):
+            raise BadRequest("the body must be a JSON object")
+        return data
+
+    def do_GET(self) -> None:
+        path = urlsplit(self.path).path
+        service = self.server.service
+        if path in ("/", "/index.html"):
+            self._send(HTTPStatus.OK, self.server.page, "text/html; charset=utf-8")
+        elif path == "/api/info":
+            try:
+                self._json(HTTPStatus.OK, service.info())
+            except MultimodalRAGError as e:
+                self._error(HTTPStatus.INTERNAL_SERVER_ERROR, str(e))
+        elif path.startswith("/figures/"):
+            found = service.figure(path.removeprefix("/figures/"))
+            if found is None:
+                self._error(HTTPStatus.NOT_FOUND, "no such figure")
+            else:
+                self._send(HTTPStatus.OK, found.read_bytes(), "image/png")
+        else:
+            self._error(HTTPStatus.NOT_FOUND, "not found")
+
+    def do_POST(self) -> None:
+        path = urlsplit(self.path).path
+        service = self.server.service
+        try:
+            if path == "/api/chat":
+                data = self._body()
+                message, session = data.get("message"), data.get("session", "default")
+                if not isinstance(message, str) or not isinstance(session, str):
+                    raise BadRequest('expected {"message": str, "session": str}')
+                self._json(HTTPStatus.OK, service.chat(session, message))
+            elif path == "/api/reset":
+                session = self._body().get("session", "default")
+                service.reset(str(session))
+                self._json(HTTPStatus.OK, {"reset": True})
+            else:
+                self._error(HTTPStatus.NOT_FOUND, "not found")
+        except BadRequest as e:
+            self._error(HTTPStatus.BAD_REQUEST, str(e))
+        except MultimodalRAGError as e:
+            logger.error("chat failed: %s", e)
+            self._error(HTTPStatus.INTERNAL_SERVER_ERROR, str(e))
+
+
+def make_llm(kind: str, model: str | None) -> LLM | None:
+    """The LLM for ``--llm``: ``None`` (extractive), MockLLM, or an installed integration."""
+    if kind == "extractive":
+        return None
+    if kind == "mock":
+        from llama_index.core.llms import MockLLM
+
+        return MockLLM()
+    try:
+        if kind == "ollama":
+            from llama_index.llms.ollama import Ollama
+
+            return Ollama(model=model or "llama3.2", request_timeout=120.0)  # type: ignore[no-any-return]
+        if kind == "openai":
+            from llama_index.llms.openai import OpenAI
+
+            return OpenAI(model=model or "gpt-4o-mini")  # type: ignore[no-any-return]
+    except ImportError as e:
+        raise SystemExit(f"--llm {kind} needs: pip install llama-index-llms-{kind} ({e})") from e
+    raise SystemExit(f"unknown --llm {kind!r}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Chat with your manuals (multimodal_rag demo).")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--store", metavar="DIR", help="store folder built with `mmrag ingest`")
+    where.add_argument("--chroma-url", metavar="URL", help="Chroma server instead of a folder")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback)")
+    p.add_argument("--port", type=int, default=8000, help="port (0 picks a free one)")
+    p.add_argument(
+        "--llm", choices=("extractive", "mock", "ollama", "openai"), default="extractive"
+    )
+    p.add_argument("--model", default=None, help="model name for --llm ollama/openai")
+    p.add_argument("--top-k", type=int, default=5, help="sources per answer")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Open the store and serve the chatbot until interrupted."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="chatbot: %(levelname)s: %(message)s")
+    from multimodal_rag import MultimodalIndex
+
+    try:
+        index = MultimodalIndex.open(args.store, url=args.chroma_url, create=False)
+    except MultimodalRAGError as e:
+        print(f"chatbot: error: {e}", file=sys.stderr)
+        return 2
+    server = ChatServer((args.host, args.port), ChatService(index, make_llm(args.llm, args.model)))
+    # The test (and a user with --port 0) reads the chosen port from this line.
+    print(f"Serving {server.url}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
