@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-
 RUNNING: dict[str, subprocess.Popen[bytes]] = {}
 """Servers started by :func:`chroma_server`, by URL (to stop one early in a test)."""
 
