@@ -8,10 +8,12 @@ and ingests it again. Ids are deterministic, so nothing is ever duplicated.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -34,7 +36,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DocStatus = Literal["added", "updated", "unchanged", "failed"]
-_EMBED_BATCH = 32
+# Texts per call to the embedder: it sorts each call by length, so large calls waste
+# little on padding, while the progress bar still moves.
+_EMBED_BATCH = 256
 
 
 @dataclass
@@ -217,15 +221,26 @@ class MultimodalIndex:
         """
         started = time.perf_counter()
         report = IngestReport()
+        todo: list[tuple[str, DocumentEntry | None, Callable[[], LoadedDocument]]] = []
         for path in (Path(p) for p in paths):
             for doc, load in self._sources(path, report):
                 entry = self.store.document(doc)
+                # A PDF whose bytes are unchanged is skipped before it is even parsed.
+                if entry is not None and path.suffix.lower() == ".pdf" and path.is_file():
+                    if entry.content_hash == file_sha256(path):
+                        report.documents.append(_unchanged(entry))
+                        continue
+                todo.append((doc, entry, load))
+        # Parse the next document in a thread while this one is embedded: the text
+        # model releases the GIL, so loading mostly hides behind embedding.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmrag-load") as pool:
+            upcoming = pool.submit(todo[0][2]) if todo else None
+            for i, (doc, entry, _) in enumerate(todo):
+                assert upcoming is not None  # submitted for every index below len(todo)
+                current = upcoming
+                upcoming = pool.submit(todo[i + 1][2]) if i + 1 < len(todo) else None
                 try:
-                    if entry is not None and path.suffix.lower() == ".pdf":
-                        if entry.content_hash == file_sha256(path):
-                            report.documents.append(_unchanged(entry))
-                            continue
-                    loaded = load()
+                    loaded = current.result()
                 except DocumentLoadError as e:
                     logger.error("%s", e)
                     report.documents.append(DocumentReport(doc, "failed", error=str(e)))
@@ -250,7 +265,9 @@ class MultimodalIndex:
         report.seconds = time.perf_counter() - started
         return report
 
-    def _sources(self, path: Path, report: IngestReport) -> Iterator[tuple[str, Any]]:
+    def _sources(
+        self, path: Path, report: IngestReport
+    ) -> Iterator[tuple[str, Callable[[], LoadedDocument]]]:
         """(doc name, loader thunk) for each document under ``path``."""
         from .loading.folder import load_folder
         from .loading.pdf import load_pdf
@@ -262,9 +279,9 @@ class MultimodalIndex:
                 report.documents.append(DocumentReport(path.name, "failed", error=str(e)))
                 return
             for article in articles:
-                yield article.doc, (lambda a=article: a)
+                yield article.doc, functools.partial(_identity, article)
         else:
-            yield path.name, (lambda: load_pdf(path, self.loader_config))
+            yield path.name, functools.partial(load_pdf, path, self.loader_config)
 
     def _write(self, loaded: LoadedDocument, *, progress: bool) -> int:
         """Replace a document's records; returns the number of embeddings computed."""
@@ -372,6 +389,10 @@ class MultimodalIndex:
         from .chat import CitedChatEngine
 
         return CitedChatEngine(self.as_query_engine(llm, top_k=top_k), llm=llm)
+
+
+def _identity(loaded: LoadedDocument) -> LoadedDocument:
+    return loaded
 
 
 def _unchanged(entry: DocumentEntry) -> DocumentReport:

@@ -216,3 +216,21 @@ def test_server_going_away_mid_ingest_is_repaired_by_the_next_run(
         hits = index.as_retriever().search("front panel connectors")
         assert hits[0].figure == "Figure 1.1"
         assert hits[0].image is not None and Path(hits[0].image).is_file()
+
+
+def test_article_folder_is_ingested_with_its_images(tmp_path: Path) -> None:
+    from PIL import Image
+
+    folder = tmp_path / "wiki"
+    folder.mkdir()
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(folder / "pump.png")
+    (folder / "pump.md").write_text(
+        "# Water pump\n\nThe impeller spins inside the volute casing.\n\n"
+        "![Figure 1: Cross-section of the centrifugal pump](pump.png)\n"
+    )
+    index = _open(tmp_path / "s")
+    report = index.ingest([folder])
+    assert [(d.doc, d.status, d.figures) for d in report.documents] == [("pump.md", "added", 1)]
+    hits = index.as_retriever().search("cross-section of the centrifugal pump")
+    assert hits[0].kind == "figure" and hits[0].figure == "Figure 1"
+    assert [d.status for d in index.ingest([folder]).documents] == ["unchanged"]
