@@ -277,6 +277,9 @@ class MultiModalRetriever(BaseRetriever):
         return nodes_to_hits(self.retrieve(bundle))
 
 
+# "Figure 2.3", "Fig. 2.3", "figure 2.3"; the number stops before a further digit,
+# so "Figure 2.31" never mentions Figure 2.3.
+_MENTION = re.compile(r"\bfig(?:ure|\.)?\s*(\d+(?:[.\-]\d+)*[a-z]?)(?!\d)", re.IGNORECASE)
 _LABEL_NUMBER = re.compile(r"(\d+(?:[.\-]\d+)*[a-z]?)\s*$", re.IGNORECASE)
 
 
@@ -284,34 +287,36 @@ def figure_links(records: Mapping[str, tuple[str, Mapping[str, Any]]]) -> dict[s
     """Link passages to figures: passages that name a figure's label, and for
     uncaptioned figures the passages on the same page.
 
+    Each passage is scanned once for figure mentions, so the cost grows with
+    the text, not with passages times figures.
+
     Args:
         records: Record id -> (text, metadata) for passages and figure texts.
 
     Returns:
-        Passage id -> ids of the figures it links to.
+        Passage id -> ids of the figures it links to, in record order.
     """
     by_page: dict[tuple[str, int], list[str]] = {}
-    passages_by_doc: dict[str, list[tuple[str, str]]] = {}
-    for rid, (text, meta) in records.items():
-        doc = str(meta.get("doc", ""))
-        if meta.get("kind") == "figure":
-            continue
-        by_page.setdefault((doc, int(meta.get("page", 0) or 0)), []).append(rid)
-        passages_by_doc.setdefault(doc, []).append((rid, text))
-    links: dict[str, list[str]] = {}
-    for fid, (_, meta) in records.items():
+    labelled: dict[tuple[str, str], list[str]] = {}  # (doc, number) -> figure ids
+    unlabelled: dict[tuple[str, int], list[str]] = {}
+    for rid, (_, meta) in records.items():
+        doc, page = str(meta.get("doc", "")), int(meta.get("page", 0) or 0)
         if meta.get("kind") != "figure":
+            by_page.setdefault((doc, page), []).append(rid)
             continue
-        doc = str(meta.get("doc", ""))
         found = _LABEL_NUMBER.search(str(meta.get("figure") or ""))
         if found is None:
-            sources = by_page.get((doc, int(meta.get("page", 0) or 0)), [])
+            unlabelled.setdefault((doc, page), []).append(rid)
         else:
-            # "Figure 2.3", "Fig. 2.3", "figure 2.3" but not "Figure 2.31".
-            mention = re.compile(
-                r"\bfig(?:ure|\.)?\s*" + re.escape(found.group(1)) + r"(?![\d])", re.IGNORECASE
-            )
-            sources = [rid for rid, text in passages_by_doc.get(doc, []) if mention.search(text)]
-        for rid in sources:
-            links.setdefault(rid, []).append(fid)
-    return links
+            labelled.setdefault((doc, found.group(1).lower()), []).append(rid)
+    links: dict[str, list[str]] = {}
+    for rid, (text, meta) in records.items():
+        if meta.get("kind") == "figure":
+            continue
+        doc = str(meta.get("doc", ""))
+        for number in dict.fromkeys(m.group(1).lower() for m in _MENTION.finditer(text)):
+            links.setdefault(rid, []).extend(labelled.get((doc, number), []))
+    for (doc, page), figures in unlabelled.items():
+        for rid in by_page.get((doc, page), []):
+            links.setdefault(rid, []).extend(figures)
+    return {rid: figs for rid, figs in links.items() if figs}

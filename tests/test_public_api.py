@@ -2,34 +2,17 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from types import ModuleType
 
 import multimodal_rag
 
 
 def test_all_lists_exactly_the_public_names() -> None:
+    # Submodules appear as attributes once anything imported them (other tests do), so
+    # they are told apart by type rather than by a list of names that goes stale.
     public = {n for n in dir(multimodal_rag) if not n.startswith("_")}
-    modules = {"config", "errors", "records", "annotations", "importlib", "logging"}
-    modules |= {
-        n
-        for n in public
-        if n
-        in {
-            "loading",
-            "embedding",
-            "index",
-            "retrieval",
-            "storage",
-            "nodes",
-            "fusion",
-            "keyword",
-            "engine",
-            "chat",
-            "citations",
-            "evaluation",
-            "matching",
-        }
-    }
-    assert set(multimodal_rag.__all__) == public - modules - {"TYPE_CHECKING", "Any"}
+    modules = {n for n in public if isinstance(getattr(multimodal_rag, n, None), ModuleType)}
+    assert set(multimodal_rag.__all__) == public - modules - {"TYPE_CHECKING", "Any", "annotations"}
 
 
 def test_every_public_name_resolves_and_is_documented() -> None:
