@@ -124,7 +124,12 @@ def source_header(hit: Hit) -> str:
     head = f"[{hit.rank}] {_where(hit.doc, hit.page, sep='p.')}"
     if hit.kind == "figure":
         label = hit.figure or "Unlabelled figure"
-        return f"{head} — {label}: {hit.caption}" if hit.caption else f"{head} — {label}"
+        if hit.caption:
+            return f"{head} — {label}: {hit.caption}"
+        if hit.generated_caption:
+            # Marked, so no reader takes a model's guess for the manual's own words.
+            return f"{head} — {label} (generated caption: {hit.generated_caption})"
+        return f"{head} — {label}"
     return f"{head} — section: {hit.section}" if hit.section else head
 
 
@@ -136,6 +141,8 @@ def source_body(hit: Hit) -> str:
         lead = " ".join(p for p in (hit.figure, hit.caption) if p)
         if lead and text.startswith(lead):
             text = text[len(lead) :].strip()
+        if not hit.caption and hit.generated_caption and text.startswith(hit.generated_caption):
+            text = text[len(hit.generated_caption) :].strip()
     return text
 
 

@@ -60,6 +60,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--chunk-size", type=int, default=None, help="target chunk length (characters)")
     p.add_argument("--no-ocr", action="store_true", help="do not OCR labels inside raster figures")
+    p.add_argument(
+        "--caption-missing",
+        action="store_true",
+        help="write a caption for each figure without one, with an image-to-text model",
+    )
+    p.add_argument(
+        "--caption-model",
+        metavar="MODEL",
+        default=None,
+        help="hub id or folder of that model (default: Salesforce/blip-image-captioning-base)",
+    )
 
     p = command("query", "search passages and figures")
     p.add_argument("text", nargs="?", default="", metavar="TEXT")
@@ -130,8 +141,18 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     missing = [p for p in args.paths if not Path(p).exists()]
     if missing:
         raise _UsageError(f"no such file or folder: {missing[0]}")
+    if args.caption_model and not args.caption_missing:
+        raise _UsageError("--caption-model needs --caption-missing")
+    captioner = None
+    if args.caption_missing:
+        from .captioning import load_captioner
+
+        # Loaded before the store is touched: a missing model fails fast, changing nothing.
+        captioner = load_captioner(args.caption_model)
     index = _open_index(args, create=True, profile=args.profile)
-    report = index.ingest(args.paths, progress=not args.json or sys.stderr.isatty())
+    report = index.ingest(
+        args.paths, progress=not args.json or sys.stderr.isatty(), captioner=captioner
+    )
     payload = {
         "documents": [vars(d) for d in report.documents],
         "embeddings_computed": report.embeddings_computed,

@@ -8,6 +8,7 @@ and ingests it again. Ids are deterministic, so nothing is ever duplicated.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import logging
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from llama_index.core.embeddings.multi_modal_base import MultiModalEmbedding
     from llama_index.core.llms import LLM
 
+    from .captioning import Captioner
     from .chat import CitedChatEngine
     from .engine import CitedQueryEngine
     from .retrieval import MultiModalRetriever, RetrieverConfig
@@ -208,12 +210,22 @@ class MultimodalIndex:
 
     # -- ingestion --------------------------------------------------------------------------
 
-    def ingest(self, paths: Iterable[str | Path], *, progress: bool = False) -> IngestReport:
+    def ingest(
+        self,
+        paths: Iterable[str | Path],
+        *,
+        progress: bool = False,
+        captioner: Captioner | None = None,
+    ) -> IngestReport:
         """Ingest PDFs and article folders; unchanged documents are skipped.
 
         Args:
             paths: PDF files and/or folders of articles (``.md``/``.txt``/``.html``).
             progress: Show a progress bar on stderr.
+            captioner: Writes a caption for each figure that has none printed
+                (stored as ``generated_caption``, embedded with the figure's text).
+                Only documents that are (re)ingested are captioned. A captioner
+                that fails is logged and the document is ingested without them.
 
         Returns:
             What happened to each document. Documents that fail to load are
@@ -248,6 +260,8 @@ class MultimodalIndex:
                 if entry is not None and entry.content_hash == loaded.content_hash:
                     report.documents.append(_unchanged(entry))
                     continue
+                if captioner is not None:
+                    loaded = _with_captions(loaded, captioner)
                 report.embeddings_computed += self._write(loaded, progress=progress)
                 report.documents.append(
                     DocumentReport(
@@ -389,6 +403,24 @@ class MultimodalIndex:
         from .chat import CitedChatEngine
 
         return CitedChatEngine(self.as_query_engine(llm, top_k=top_k), llm=llm)
+
+
+def _with_captions(loaded: LoadedDocument, captioner: Captioner) -> LoadedDocument:
+    from .captioning import caption_missing
+
+    try:
+        figures = caption_missing(loaded.figures, captioner)
+    # A captioner may be a remote LLM: any of its failures must not cost the document.
+    except Exception as e:  # noqa: BLE001
+        logger.warning(
+            "%s: captioning with %s failed (%s: %s); ingesting without generated captions",
+            loaded.doc,
+            getattr(captioner, "name", type(captioner).__name__),
+            type(e).__name__,
+            e,
+        )
+        return loaded
+    return dataclasses.replace(loaded, figures=tuple(figures))
 
 
 def _identity(loaded: LoadedDocument) -> LoadedDocument:

@@ -146,6 +146,7 @@ def node_to_hit(node: NodeWithScore, rank: int) -> Hit:
         score=float(node.score if node.score is not None else 0.0),
         node_id=node.node.node_id,
         section=meta.get("section") or None,
+        generated_caption=(meta.get("generated_caption") or None) if is_figure else None,
     )
 
 

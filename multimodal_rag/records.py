@@ -148,6 +148,8 @@ class Hit:
         score: Fused score; comparable within one ranking only.
         node_id: Id of the underlying record in the store.
         section: Section title, when known.
+        generated_caption: A figure's caption written by a captioning model (never
+            printed in the manual), or ``None``.
     """
 
     rank: int
@@ -161,6 +163,7 @@ class Hit:
     score: float
     node_id: str = ""
     section: str | None = None
+    generated_caption: str | None = None
 
     def to_json(self) -> dict[str, object]:
         """The hit as the CLI contract's JSON object."""

