@@ -15,7 +15,7 @@ BBox = tuple[float, float, float, float]
 """A rectangle in PDF points: (x0, y0, x1, y1), origin at the top left of the page."""
 
 FigureKind = Literal["raster", "vector", "mixed"]
-ChunkRole = Literal["content", "furniture"]
+ChunkRole = Literal["content", "furniture", "contents"]
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,9 @@ class TextChunk:
         bbox: Union of the passage's blocks on the page, when known.
         index: Position of the chunk in the document (0-based, reading order).
         role: ``"furniture"`` for running headers and footers repeated on most
-            pages; these are kept for completeness but not indexed.
+            pages, ``"contents"`` for table-of-contents and list-of-figures
+            entries (titles with dot leaders and page numbers); both are kept
+            for completeness but not indexed.
     """
 
     doc: str

@@ -100,7 +100,7 @@ def test_line_end_hyphenation_is_undone_and_real_hyphens_kept(loaded: LoadedDocu
 @pytest.mark.parametrize("outline", [True, False], ids=["outline", "fonts"])
 def test_sections_follow_the_headings(tmp_path: Path, outline: bool) -> None:
     loaded = _load(make_manual_pdf(tmp_path / "m.pdf", outline=outline))
-    by_start = {c.text.split("\n")[0]: c for c in _content(loaded)}
+    by_start = {c.text.split("\n")[0]: c for c in loaded.chunks if c.role != "furniture"}
     assert by_start["List of Figures"].section == "List of Figures"
     first = by_start["1 Getting Started"]
     assert first.section == "1 Getting Started > 1.1 Front Panel"
@@ -109,6 +109,13 @@ def test_sections_follow_the_headings(tmp_path: Path, outline: bool) -> None:
     assert by_start["2 Troubleshooting"].section == "2 Troubleshooting"
     # A figure gets the section it sits in.
     assert [f.section for f in loaded.figures] == ["1 Getting Started > 1.2 Signal Flow"]
+
+
+def test_list_of_figures_is_kept_as_contents_not_content(loaded: LoadedDocument) -> None:
+    (listing,) = [c for c in loaded.chunks if c.role == "contents"]
+    assert listing.page == 1 and "Figure 1.2: Signal flow" in listing.text
+    assert _content(loaded, 1) == []
+    assert "Signal flow from input to output" in _page_text(loaded, 3)
 
 
 def test_running_header_and_page_number_are_furniture(loaded: LoadedDocument) -> None:
@@ -251,6 +258,9 @@ def test_real_manual_without_outline_en_eyes() -> None:
     # The page number footer of every page but the title page.
     assert {c.page for c in furniture} == set(range(2, 131))
     assert all(c.text == str(c.page) for c in furniture)
+    # The table of contents (pages 5-7) is kept but not indexed; nothing else is taken for it.
+    assert {c.page for c in loaded.chunks if c.role == "contents"} == {5, 6, 7}
+    assert not [c for c in loaded.chunks if c.page in (5, 6, 7) and c.role == "content"]
     sections = {c.section for c in loaded.chunks}
     assert "Chapter 1 Getting Started > 1.1 Introduction" in sections
     assert any(s and s.startswith("2.19 AC phase shift in RC circuits") for s in sections)
@@ -276,3 +286,5 @@ def test_real_manual_with_outline_gpredict() -> None:
     assert furniture["Getting Started with Gpredict"] >= 4
     content = " ".join(c.text for c in loaded.chunks if c.role == "content")
     assert "Gpredict User Manual Getting" not in content
+    # Table of contents (p3) and lists of figures and tables (p4).
+    assert {c.page for c in loaded.chunks if c.role == "contents"} == {3, 4}

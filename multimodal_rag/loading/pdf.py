@@ -225,6 +225,28 @@ Heads = dict[tuple[int, int], list[tuple[int, str]]]
 
 _CAPTION_RE = re.compile(r"^(?:fig(?:ure)?|table)\.?\s*[A-Z]?\d", re.IGNORECASE)
 _TOC_ENTRY_RE = re.compile(r"^\d[\d.]*\s.*\s\d+$")
+# A dot leader ("Overview ........ 43", "Introduction . . . . 9") ends every entry of a
+# table of contents or a list of figures, and almost never appears in running text.
+_DOT_LEADER_RE = re.compile(r"(?:\.\s?){4,}\s*\d+")
+# Listing entries run 60-130 characters with their leaders; a passage with a stray
+# leader or two has far more text per leader.
+_MAX_CHARS_PER_LEADER = 200
+
+
+def is_contents_listing(text: str) -> bool:
+    """Whether a chunk is table-of-contents (or list-of-figures) entries, not content.
+
+    Such chunks repeat every heading of the manual with a page number: they match
+    almost any query by words while answering none, so they are kept but not indexed.
+
+    Example:
+        >>> is_contents_listing("2.1 Wiring ........ 12  2.2 Calibration ........ 15")
+        True
+        >>> is_contents_listing("Tighten the screws (see page 12) . . . and then wait.")
+        False
+    """
+    leaders = len(_DOT_LEADER_RE.findall(text))
+    return leaders >= 2 and len(text) <= leaders * _MAX_CHARS_PER_LEADER
 
 
 @dataclass(frozen=True)
@@ -399,10 +421,15 @@ class _Chunker:
             self.bounds.append(_Boundary(n, y, self.section))
             sections.append(self.section)
             start = cut
+        # Judged for the whole page too, so small chunks of a listing page (one entry
+        # each) are not taken for content; a chunk alone catches a listing that ends
+        # on a page where the text begins.
+        listing_page = is_contents_listing(" ".join(r.text for r in body))
         for c in chunk_paragraphs(paras, self.cfg.chunk_size, self.cfg.chunk_overlap):
             # The section holding most of the chunk's new text names it.
             seg = max(reversed(c.segments), key=lambda s: s[1])[0]
-            self._emit(c.text, n, sections[seg], c.bbox, "content")
+            listing = listing_page or is_contents_listing(c.text)
+            self._emit(c.text, n, sections[seg], c.bbox, "contents" if listing else "content")
         if bottom:
             self._emit(
                 " ".join(r.text for r in bottom), n, self.section, _bbox(bottom), "furniture"
