@@ -52,7 +52,7 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "figure_text": 1.0,
 }
 
-VISUAL_WEIGHTS: dict[str, float] = {"linked": 1.0, "figure_text": 1.0}
+VISUAL_WEIGHTS: dict[str, float] = {"linked": 0.8, "figure_text": 1.0}
 """Weights that replace :data:`DEFAULT_WEIGHTS` entries when a query asks for a picture."""
 
 
@@ -73,6 +73,8 @@ class RetrieverConfig(BaseModel):
             their own collection) instead of among the passages.
         use_links: Rank figures also by the passages that refer to them
             ("see Figure 2.3") or share their page.
+        link_pages: Link captioned figures to the passages on their page, not
+            only to those naming them (uncaptioned figures always are).
         figures_lead: Show a passage's own figure (one on its page, the best
             ranked first) directly before the passage.
         visual_intent: When the query asks for a picture ("photo of ...",
@@ -93,6 +95,7 @@ class RetrieverConfig(BaseModel):
     use_keyword: bool = True
     use_figure_text: bool = True
     use_links: bool = True
+    link_pages: bool = True
     separate_figure_text: bool = False
     figures_lead: bool = True
     visual_intent: bool = True
@@ -138,7 +141,7 @@ class MultiModalRetriever(BaseRetriever):
         if ids:
             bm25.add(ids, texts)
         self._bm25 = bm25
-        self._links = figure_links(self._records)
+        self._links = figure_links(self._records, pages=self.config.link_pages)
         self._own_figures = {
             rid: own for rid, figs in self._links.items() if (own := self._same_page(rid, figs))
         }
@@ -314,7 +317,9 @@ _MENTION = re.compile(r"\bfig(?:ure|\.)?\s*(\d+(?:[.\-]\d+)*[a-z]?)(?!\d)", re.I
 _LABEL_NUMBER = re.compile(r"(\d+(?:[.\-]\d+)*[a-z]?)\s*$", re.IGNORECASE)
 
 
-def figure_links(records: Mapping[str, tuple[str, Mapping[str, Any]]]) -> dict[str, list[str]]:
+def figure_links(
+    records: Mapping[str, tuple[str, Mapping[str, Any]]], *, pages: bool = True
+) -> dict[str, list[str]]:
     """Link passages to figures: passages that name a figure's label, and the
     passages printed on the same page as a figure (captioned or not).
 
@@ -328,6 +333,9 @@ def figure_links(records: Mapping[str, tuple[str, Mapping[str, Any]]]) -> dict[s
 
     Args:
         records: Record id -> (text, metadata) for passages and figure texts.
+        pages: Link captioned figures to their page's passages too; ``False``
+            keeps page links for uncaptioned figures only (they have no label
+            to be named by).
 
     Returns:
         Passage id -> ids of the figures it links to: those it names first, then
@@ -339,10 +347,11 @@ def figure_links(records: Mapping[str, tuple[str, Mapping[str, Any]]]) -> dict[s
         if meta.get("kind") != "figure":
             continue
         doc, page = str(meta.get("doc", "")), int(meta.get("page", 0) or 0)
-        on_page.setdefault((doc, page), []).append(rid)
         found = _LABEL_NUMBER.search(str(meta.get("figure") or ""))
         if found is not None:
             labelled.setdefault((doc, found.group(1).lower()), []).append(rid)
+        if pages or found is None:
+            on_page.setdefault((doc, page), []).append(rid)
     links: dict[str, list[str]] = {}
     for rid, (text, meta) in records.items():
         if meta.get("kind") == "figure":

@@ -36,6 +36,9 @@ def test_figure_links_follow_label_mentions_and_pages() -> None:
     assert links["beside"] == ["f41", "f42"]  # captioned figures go with their page too
     assert links["names"] == ["f42", "f41"]  # the named figure first, each once
     assert "f23" not in links  # figures never link
+    named_only = figure_links(records, pages=False)
+    assert "beside" not in named_only and named_only["names"] == ["f42"]
+    assert named_only["near"] == ["sketch"]  # an uncaptioned figure has no label to be named by
 
 
 @pytest.fixture(scope="module")
