@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .errors import QueryError
 from .fusion import FusionMethod, fuse, lead_with_figures, propagate, unit_boost
 from .nodes import nodes_to_hits, record_to_node
+from .query_intent import asks_for_visual
 from .records import Hit
 
 if TYPE_CHECKING:
@@ -51,6 +52,9 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "figure_text": 1.0,
 }
 
+VISUAL_WEIGHTS: dict[str, float] = {"linked": 0.8, "figure_text": 1.0}
+"""Weights that replace :data:`DEFAULT_WEIGHTS` entries when a query asks for a picture."""
+
 
 class RetrieverConfig(BaseModel):
     """How many candidates each list contributes and how they are fused.
@@ -68,9 +72,16 @@ class RetrieverConfig(BaseModel):
         separate_figure_text: Rank figure texts as their own list (as if in
             their own collection) instead of among the passages.
         use_links: Rank figures also by the passages that refer to them
-            ("see Figure 2.3") or share their page (uncaptioned figures).
-        figures_lead: Show a passage's own figure (captioned in it, or beside it
-            on the page) directly before the passage.
+            ("see Figure 2.3") or share their page.
+        link_pages: Link captioned figures to the passages on their page, not
+            only to those naming them (uncaptioned figures always are).
+        figures_lead: Show a passage's own figure (one on its page, the best
+            ranked first) directly before the passage.
+        visual_intent: When the query asks for a picture ("photo of ...",
+            "what does X look like", see
+            :func:`~multimodal_rag.query_intent.asks_for_visual`), rank figure
+            texts as their own list and fuse with ``visual_weights``.
+        visual_weights: Weights replacing those in ``weights`` for such queries.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -84,8 +95,11 @@ class RetrieverConfig(BaseModel):
     use_keyword: bool = True
     use_figure_text: bool = True
     use_links: bool = True
+    link_pages: bool = True
     separate_figure_text: bool = False
     figures_lead: bool = True
+    visual_intent: bool = True
+    visual_weights: dict[str, float] = Field(default_factory=lambda: dict(VISUAL_WEIGHTS))
 
 
 class MultiModalRetriever(BaseRetriever):
@@ -127,7 +141,7 @@ class MultiModalRetriever(BaseRetriever):
         if ids:
             bm25.add(ids, texts)
         self._bm25 = bm25
-        self._links = figure_links(self._records)
+        self._links = figure_links(self._records, pages=self.config.link_pages)
         self._own_figures = {
             rid: own for rid, figs in self._links.items() if (own := self._same_page(rid, figs))
         }
@@ -153,13 +167,24 @@ class MultiModalRetriever(BaseRetriever):
             (i, 1.0 - float(d)) for i, d in zip(got["ids"][0], got["distances"][0], strict=True)
         ]
 
+    def _visual(self, text: str | None) -> bool:
+        return bool(text) and self.config.visual_intent and asks_for_visual(text or "")
+
+    def _weights(self, text: str | None) -> dict[str, float]:
+        if self._visual(text):
+            return {**self.config.weights, **self.config.visual_weights}
+        return dict(self.config.weights)
+
     def _lists(self, text: str | None, image: str | None) -> dict[str, list[tuple[str, float]]]:
         cfg = self.config
         store = self.index.store
         lists: dict[str, list[tuple[str, float]]] = {}
         if text:
             vector = self.index.text_embedder.get_query_embedding(text)
-            if cfg.separate_figure_text or not cfg.use_figure_text:
+            # A query that asks for a picture gets a figure near the top from the figure
+            # texts' own list; others let captions compete with passages in one list.
+            separate = cfg.separate_figure_text or self._visual(text)
+            if separate or not cfg.use_figure_text:
                 lists["text"] = self._query_collection(store.text, vector, cfg.candidates, "text")
                 if cfg.use_figure_text:
                     lists["figure_text"] = self._query_collection(
@@ -219,9 +244,11 @@ class MultiModalRetriever(BaseRetriever):
 
     # -- fusion -----------------------------------------------------------------------------
 
-    def _fused(self, lists: Mapping[str, list[tuple[str, float]]]) -> list[tuple[str, float]]:
+    def _fused(
+        self, lists: Mapping[str, list[tuple[str, float]]], weights: Mapping[str, float]
+    ) -> list[tuple[str, float]]:
         cfg = self.config
-        fused = fuse(cfg.fusion, lists, cfg.weights, rrf_k=cfg.rrf_k)
+        fused = fuse(cfg.fusion, lists, weights, rrf_k=cfg.rrf_k)
         if cfg.page_boost:
             units = {
                 rid: f"{meta.get('doc')}#{meta.get('page')}"
@@ -231,7 +258,14 @@ class MultiModalRetriever(BaseRetriever):
             }
             fused = unit_boost(fused, units, cfg.page_boost)
         if cfg.figures_lead:
-            fused = lead_with_figures(fused, self._own_figures)
+            # Of several figures on a passage's page, the one this query ranks best leads.
+            rank = {rid: i for i, (rid, _) in enumerate(fused)}
+            own = {
+                rid: sorted(figs, key=lambda f: rank.get(f, len(rank)))
+                for rid, _ in fused
+                if (figs := self._own_figures.get(rid))
+            }
+            fused = lead_with_figures(fused, own)
         return fused
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
@@ -244,7 +278,7 @@ class MultiModalRetriever(BaseRetriever):
         if image and not Path(image).is_file():
             raise QueryError(f"query image {image} does not exist or is not a file")
         self._refresh()
-        fused = self._fused(self._lists(text or None, image))
+        fused = self._fused(self._lists(text or None, image), self._weights(text or None))
         nodes: list[NodeWithScore] = []
         for rid, score in fused[: self.config.top_k]:
             record = self._records.get(rid)
@@ -283,40 +317,51 @@ _MENTION = re.compile(r"\bfig(?:ure|\.)?\s*(\d+(?:[.\-]\d+)*[a-z]?)(?!\d)", re.I
 _LABEL_NUMBER = re.compile(r"(\d+(?:[.\-]\d+)*[a-z]?)\s*$", re.IGNORECASE)
 
 
-def figure_links(records: Mapping[str, tuple[str, Mapping[str, Any]]]) -> dict[str, list[str]]:
-    """Link passages to figures: passages that name a figure's label, and for
-    uncaptioned figures the passages on the same page.
+def figure_links(
+    records: Mapping[str, tuple[str, Mapping[str, Any]]], *, pages: bool = True
+) -> dict[str, list[str]]:
+    """Link passages to figures: passages that name a figure's label, and the
+    passages printed on the same page as a figure (captioned or not).
+
+    A page's text is the best description of its figures that the store
+    already holds: on the dev manuals the page of a paraphrased figure question
+    often ranks in the top five while the caption alone does not (docs/fusion.md),
+    so every figure inherits evidence from the passages beside it.
 
     Each passage is scanned once for figure mentions, so the cost grows with
     the text, not with passages times figures.
 
     Args:
         records: Record id -> (text, metadata) for passages and figure texts.
+        pages: Link captioned figures to their page's passages too; ``False``
+            keeps page links for uncaptioned figures only (they have no label
+            to be named by).
 
     Returns:
-        Passage id -> ids of the figures it links to, in record order.
+        Passage id -> ids of the figures it links to: those it names first, then
+        the others on its page, in record order, each once.
     """
-    by_page: dict[tuple[str, int], list[str]] = {}
+    on_page: dict[tuple[str, int], list[str]] = {}
     labelled: dict[tuple[str, str], list[str]] = {}  # (doc, number) -> figure ids
-    unlabelled: dict[tuple[str, int], list[str]] = {}
     for rid, (_, meta) in records.items():
-        doc, page = str(meta.get("doc", "")), int(meta.get("page", 0) or 0)
         if meta.get("kind") != "figure":
-            by_page.setdefault((doc, page), []).append(rid)
             continue
+        doc, page = str(meta.get("doc", "")), int(meta.get("page", 0) or 0)
         found = _LABEL_NUMBER.search(str(meta.get("figure") or ""))
-        if found is None:
-            unlabelled.setdefault((doc, page), []).append(rid)
-        else:
+        if found is not None:
             labelled.setdefault((doc, found.group(1).lower()), []).append(rid)
+        if pages or found is None:
+            on_page.setdefault((doc, page), []).append(rid)
     links: dict[str, list[str]] = {}
     for rid, (text, meta) in records.items():
         if meta.get("kind") == "figure":
             continue
-        doc = str(meta.get("doc", ""))
-        for number in dict.fromkeys(m.group(1).lower() for m in _MENTION.finditer(text)):
-            links.setdefault(rid, []).extend(labelled.get((doc, number), []))
-    for (doc, page), figures in unlabelled.items():
-        for rid in by_page.get((doc, page), []):
-            links.setdefault(rid, []).extend(figures)
-    return {rid: figs for rid, figs in links.items() if figs}
+        doc, page = str(meta.get("doc", "")), int(meta.get("page", 0) or 0)
+        named = [
+            fid
+            for number in dict.fromkeys(m.group(1).lower() for m in _MENTION.finditer(text))
+            for fid in labelled.get((doc, number), [])
+        ]
+        if figures := list(dict.fromkeys(named + on_page.get((doc, page), []))):
+            links[rid] = figures
+    return links
