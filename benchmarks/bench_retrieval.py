@@ -7,6 +7,10 @@ MRR@k per question kind, the numbers issue 4 sets targets for).
 
 Usage:
     python benchmarks/bench_retrieval.py [--store DIR] [--ocr] [--out benchmarks/results]
+        [--corpora DIR] [--questions FILE] [--name retrieval-ablation]
+
+``--corpora`` and ``--questions`` default to the dev set in ``../shared/``; the held-out
+set (``benchmarks/heldout/``) passes its own folder of PDFs and question file.
 """
 
 from __future__ import annotations
@@ -67,15 +71,27 @@ def main() -> None:
     parser.add_argument("--ocr", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--k", type=int, default=10)
+    parser.add_argument(
+        "--corpora", type=Path, default=SHARED / "corpora", help="folder of PDFs to ingest"
+    )
+    parser.add_argument(
+        "--questions", type=Path, default=SHARED / "eval" / "dev-qa.jsonl", help="QA JSONL"
+    )
+    parser.add_argument(
+        "--name", default="retrieval-ablation", help="base name of the files written to --out"
+    )
     args = parser.parse_args()
+    pdfs = sorted(args.corpora.glob("*.pdf"))
+    if not pdfs:
+        parser.error(f"no PDF files in {args.corpora}")
     store = args.store or Path(tempfile.mkdtemp(prefix="mmrag-bench-"))
     index = MultimodalIndex.open(
         store, profile_name="offline", loader_config=LoaderConfig(ocr=args.ocr)
     )
     started = time.perf_counter()
-    index.ingest(sorted((SHARED / "corpora").glob("*.pdf")))
+    index.ingest(pdfs)
     print(f"ingest: {time.perf_counter() - started:.1f} s", file=sys.stderr)
-    questions = load_questions(SHARED / "eval" / "dev-qa.jsonl")
+    questions = load_questions(args.questions)
     results: dict[str, EvalResult] = {}
     short: dict[str, EvalResult] = {}
     for name, config in VARIANTS.items():
@@ -86,6 +102,8 @@ def main() -> None:
     print(table)
     args.out.mkdir(parents=True, exist_ok=True)
     payload = {
+        "corpora": [pdf.name for pdf in pdfs],
+        "questions": args.questions.name,
         "ocr": args.ocr,
         "k": args.k,
         "weights": DEFAULT_WEIGHTS,
@@ -95,8 +113,8 @@ def main() -> None:
             n: {g: r.metrics[g]["recall"] for g in GROUPS} for n, r in short.items()
         },
     }
-    (args.out / "retrieval-ablation.json").write_text(json.dumps(payload, indent=2) + "\n")
-    (args.out / "retrieval-ablation.md").write_text(table + "\n")
+    (args.out / f"{args.name}.json").write_text(json.dumps(payload, indent=2) + "\n")
+    (args.out / f"{args.name}.md").write_text(table + "\n")
 
 
 if __name__ == "__main__":
