@@ -32,7 +32,7 @@ GROUPS = ("figure", "page", "keyword", "all")
 SHORT_K = 5
 
 # Signals switched on one at a time; the rows up to "figures lead" are the issue 3
-# ablation (links from naming passages only), the last two rows are issue 4's.
+# ablation (links from naming passages only), the last three rows are issue 4's.
 _BASE = RetrieverConfig(figures_lead=False, link_pages=False, visual_intent=False)
 VARIANTS: dict[str, RetrieverConfig] = {
     "text only": _BASE.model_copy(
@@ -46,7 +46,8 @@ VARIANTS: dict[str, RetrieverConfig] = {
     "+ links (weighted) + page boost": _BASE.model_copy(update={"page_boost": 0.3}),
     "+ links + figures lead": _BASE.model_copy(update={"figures_lead": True}),
     "+ page links": _BASE.model_copy(update={"figures_lead": True, "link_pages": True}),
-    "+ visual intent (default)": RetrieverConfig(),
+    "+ visual intent": RetrieverConfig(exact_intent=False),
+    "+ exact-term intent (default)": RetrieverConfig(),
 }
 
 

@@ -60,3 +60,54 @@ def asks_for_visual(query: str) -> bool:
         False
     """
     return _VISUAL.search(query) is not None
+
+
+# Shapes of words that are names in a manual rather than English: option flags
+# (--force, -h), file names and dotted names (drbd.conf, eyes.py, v4.3), paths
+# (/etc/fstab), names with _ or = (dtr_state=OFF), camelCase (allowUIDProposal),
+# letters and digits run together (T19, 1N4148, CDM20814) and words of three or more
+# hyphenated parts (c-fill-target). Text embeddings blur such tokens; BM25 matches
+# them exactly.
+_OPTION = re.compile(r"^--?[^\W\d_][\w-]*$")
+_JOINED = re.compile(r"[^\W_][.=][^\W_]")  # not "/": row/column, and/or are English
+_CAMEL = re.compile(r"[a-z][A-Z]")
+_LETTER_DIGIT = re.compile(r"[^\W\d_]\d|\d[^\W\d_]")
+_UNITS = re.compile(r"^\d+(?:[.,]\d+)?[a-zA-Zµ°]{1,3}$")  # 10mm, 4.7uF, 50Hz: quantities
+_STRIP = "\"'`“”‘’()[]{}<>,;:!?"
+
+
+def _is_name(word: str) -> bool:
+    word = word.strip(_STRIP).rstrip(".")
+    if len(word) < 2 or not any(c.isalpha() for c in word) or _UNITS.match(word):
+        return False
+    if _OPTION.match(word) or "_" in word.strip("_") or word.startswith(("/", "~/")):
+        return True
+    if _JOINED.search(word):
+        # "e.g", "i.e", "U.S": dotted single letters are abbreviations, not names.
+        return any(len(part) > 1 for part in re.split(r"[.=]", word))
+    if _CAMEL.search(word) or word.count("-") >= 2:
+        return True
+    return bool(_LETTER_DIGIT.search(word))
+
+
+def asks_for_exact_term(query: str) -> bool:
+    """Whether a query names something to be matched exactly (an option, file, code, pin).
+
+    Args:
+        query: The query text.
+
+    Returns:
+        True when a word of the query has the shape of a name rather than of
+        English (see the shapes listed above), or the query quotes a phrase.
+
+    Example:
+        >>> asks_for_exact_term("--overwrite-data-of-peer")
+        True
+        >>> asks_for_exact_term("resistor between T19 and T20")
+        True
+        >>> asks_for_exact_term("why does the free-fall time come out 4.7ms too long?")
+        False
+    """
+    if re.search(r"[\"“][^\"”]{2,}[\"”]", query):
+        return True
+    return any(_is_name(word) for word in query.split())

@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .errors import QueryError
 from .fusion import FusionMethod, fuse, lead_with_figures, propagate, unit_boost
 from .nodes import nodes_to_hits, record_to_node
-from .query_intent import asks_for_visual
+from .query_intent import asks_for_exact_term, asks_for_visual
 from .records import Hit
 
 if TYPE_CHECKING:
@@ -54,6 +54,9 @@ DEFAULT_WEIGHTS: dict[str, float] = {
 
 VISUAL_WEIGHTS: dict[str, float] = {"linked": 0.8, "figure_text": 1.0}
 """Weights that replace :data:`DEFAULT_WEIGHTS` entries when a query asks for a picture."""
+
+EXACT_WEIGHTS: dict[str, float] = {"keyword": 1.0}
+"""Weights that replace :data:`DEFAULT_WEIGHTS` entries when a query names an exact term."""
 
 
 class RetrieverConfig(BaseModel):
@@ -82,6 +85,13 @@ class RetrieverConfig(BaseModel):
             :func:`~multimodal_rag.query_intent.asks_for_visual`), rank figure
             texts as their own list and fuse with ``visual_weights``.
         visual_weights: Weights replacing those in ``weights`` for such queries.
+        exact_intent: When the query names something to match exactly (an
+            option, file name, code or pin such as ``--force``, ``drbd.conf``,
+            ``T19``; see :func:`~multimodal_rag.query_intent.asks_for_exact_term`),
+            fuse with ``exact_weights``: BM25 matches such names, the text model
+            blurs them.
+        exact_weights: Weights replacing those in ``weights`` for such queries
+            (applied after ``visual_weights`` when both apply).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -100,6 +110,8 @@ class RetrieverConfig(BaseModel):
     figures_lead: bool = True
     visual_intent: bool = True
     visual_weights: dict[str, float] = Field(default_factory=lambda: dict(VISUAL_WEIGHTS))
+    exact_intent: bool = True
+    exact_weights: dict[str, float] = Field(default_factory=lambda: dict(EXACT_WEIGHTS))
 
 
 class MultiModalRetriever(BaseRetriever):
@@ -171,9 +183,13 @@ class MultiModalRetriever(BaseRetriever):
         return bool(text) and self.config.visual_intent and asks_for_visual(text or "")
 
     def _weights(self, text: str | None) -> dict[str, float]:
+        cfg = self.config
+        weights = dict(cfg.weights)
         if self._visual(text):
-            return {**self.config.weights, **self.config.visual_weights}
-        return dict(self.config.weights)
+            weights.update(cfg.visual_weights)
+        if text and cfg.exact_intent and asks_for_exact_term(text):
+            weights.update(cfg.exact_weights)
+        return weights
 
     def _lists(self, text: str | None, image: str | None) -> dict[str, list[tuple[str, float]]]:
         cfg = self.config
