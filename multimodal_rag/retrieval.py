@@ -34,6 +34,7 @@ from .errors import QueryError
 from .fusion import FusionMethod, fuse, lead_with_figures, propagate, unit_boost
 from .nodes import nodes_to_hits, record_to_node
 from .records import Hit
+from .search_state import RecordTable
 
 if TYPE_CHECKING:
     from .index import MultimodalIndex
@@ -105,7 +106,7 @@ class MultiModalRetriever(BaseRetriever):
         super().__init__()
         self.index = index
         self.config = config or RetrieverConfig()
-        self._records: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._records = RecordTable(index.store, {})
         self._bm25: BM25Index | None = None
         self._links: dict[str, list[str]] = {}
         self._own_figures: dict[str, list[str]] = {}
@@ -114,23 +115,22 @@ class MultiModalRetriever(BaseRetriever):
     # -- cached views of the store ----------------------------------------------------------
 
     def _refresh(self) -> None:
-        """Reload the text records and BM25 index when the store changed."""
+        """Load the store's search state (BM25, record places, figure links) when it changed.
+
+        An embedded store keeps that state on disk in step with ingest and remove
+        (:mod:`multimodal_rag.search_state`); a server store's is rebuilt here.
+        """
         manifest = self.index.store.manifest()
         generation = -1 if manifest is None else manifest.generation
         if generation == self._generation:
             return
-        from .keyword import BM25Index
+        from .search_state import SearchState
 
-        ids, texts, metas = self.index.store.all_text_records()
-        self._records = {i: (t, m) for i, t, m in zip(ids, texts, metas, strict=True)}
-        bm25 = BM25Index()
-        if ids:
-            bm25.add(ids, texts)
-        self._bm25 = bm25
-        self._links = figure_links(self._records)
-        self._own_figures = {
-            rid: own for rid, figs in self._links.items() if (own := self._same_page(rid, figs))
-        }
+        state = SearchState.open(self.index.store, generation)
+        self._records = state.records
+        self._bm25 = state.bm25
+        self._links = state.links
+        self._own_figures = state.own_figures
         self._generation = generation
 
     # -- the lists --------------------------------------------------------------------------
@@ -194,28 +194,15 @@ class MultiModalRetriever(BaseRetriever):
 
     def _passages_near(self, figures: list[tuple[str, float]]) -> list[tuple[str, float]]:
         """Image→text: passages on the same page as the matched figures, in figure order."""
-        by_page: dict[tuple[str, int], list[str]] = {}
-        for rid, (_, meta) in self._records.items():
-            if meta.get("kind") == "text":
-                by_page.setdefault((str(meta.get("doc")), int(meta.get("page", 0))), []).append(rid)
         out: list[tuple[str, float]] = []
         seen: set[str] = set()
         for fid, score in figures:
-            meta = self._records.get(fid, ("", {}))[1]
-            for rid in by_page.get((str(meta.get("doc")), int(meta.get("page", 0) or 0)), []):
+            doc, page, _ = self._records.place(fid) or ("", 0, "")
+            for rid in self._records.on_page(doc, page):
                 if rid not in seen:
                     seen.add(rid)
                     out.append((rid, score))
         return out
-
-    def _same_page(self, rid: str, figures: list[str]) -> list[str]:
-        meta = self._records[rid][1]
-        where = (meta.get("doc"), meta.get("page"))
-        return [
-            f
-            for f in figures
-            if (self._records[f][1].get("doc"), self._records[f][1].get("page")) == where
-        ]
 
     # -- fusion -----------------------------------------------------------------------------
 
@@ -224,10 +211,9 @@ class MultiModalRetriever(BaseRetriever):
         fused = fuse(cfg.fusion, lists, cfg.weights, rrf_k=cfg.rrf_k)
         if cfg.page_boost:
             units = {
-                rid: f"{meta.get('doc')}#{meta.get('page')}"
-                for rid, (_, meta) in (
-                    (r, self._records[r]) for r, _ in fused if r in self._records
-                )
+                rid: f"{place[0]}#{place[1]}"
+                for rid, _ in fused
+                if (place := self._records.place(rid)) is not None
             }
             fused = unit_boost(fused, units, cfg.page_boost)
         if cfg.figures_lead:
@@ -246,6 +232,7 @@ class MultiModalRetriever(BaseRetriever):
         self._refresh()
         fused = self._fused(self._lists(text or None, image))
         nodes: list[NodeWithScore] = []
+        self._records.fetch([rid for rid, _ in fused[: self.config.top_k]])
         for rid, score in fused[: self.config.top_k]:
             record = self._records.get(rid)
             if record is None:
