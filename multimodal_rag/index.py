@@ -254,15 +254,20 @@ class MultimodalIndex:
         started = time.perf_counter()
         report = IngestReport()
         todo: list[tuple[str, DocumentEntry | None, Callable[[], LoadedDocument]]] = []
+        sizes: list[int] = []
         for path in (Path(p) for p in paths):
             for doc, load in self._sources(path, report):
                 entry = self.store.document(doc)
+                is_pdf = path.suffix.lower() == ".pdf" and path.is_file()
                 # A PDF whose bytes are unchanged is skipped before it is even parsed.
-                if entry is not None and path.suffix.lower() == ".pdf" and path.is_file():
-                    if entry.content_hash == file_sha256(path):
-                        report.documents.append(_unchanged(entry))
-                        continue
+                if entry is not None and is_pdf and entry.content_hash == file_sha256(path):
+                    report.documents.append(_unchanged(entry))
+                    continue
                 todo.append((doc, entry, load))
+                sizes.append(path.stat().st_size if is_pdf else 0)
+        # The first document's parse is the one thing nothing overlaps: start with the
+        # smallest (articles, then PDFs by size), so later parses hide behind embedding.
+        todo = [t for _, t in sorted(zip(sizes, todo, strict=True), key=lambda st: st[0])]
         state: SearchState | None = None
         state_loaded = False
         # Parse the next document in a thread while this one is embedded: the text
@@ -340,7 +345,11 @@ class MultimodalIndex:
         generation = self.store.bump_generation()
         self.manifest = self.manifest.model_copy(update={"generation": generation})
         if state is not None:
-            state.save(generation)
+            try:
+                state.save(generation)
+            except StoreError as e:
+                # Derived data: without it the next query rebuilds it from Chroma.
+                logger.warning("search state not saved: %s", e)
 
     def _embed(self, texts: Sequence[str], bar: Any) -> npt.NDArray[np.float32]:
         """Text vectors of a whole document, in input order.
