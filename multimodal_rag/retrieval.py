@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +35,7 @@ from .fusion import FusionMethod, fuse, lead_with_figures, propagate, unit_boost
 from .nodes import nodes_to_hits, record_to_node
 from .query_intent import asks_for_exact_term, asks_for_visual
 from .records import Hit
+from .search_state import Place, RecordTable
 
 if TYPE_CHECKING:
     from .index import MultimodalIndex
@@ -131,7 +132,7 @@ class MultiModalRetriever(BaseRetriever):
         super().__init__()
         self.index = index
         self.config = config or RetrieverConfig()
-        self._records: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._records = RecordTable(index.store, {})
         self._bm25: BM25Index | None = None
         self._links: dict[str, list[str]] = {}
         self._own_figures: dict[str, list[str]] = {}
@@ -140,23 +141,24 @@ class MultiModalRetriever(BaseRetriever):
     # -- cached views of the store ----------------------------------------------------------
 
     def _refresh(self) -> None:
-        """Reload the text records and BM25 index when the store changed."""
+        """Load the store's search state (BM25, record places, figure links) when it changed.
+
+        An embedded store keeps that state on disk in step with ingest and remove
+        (:mod:`multimodal_rag.search_state`); a server store's is rebuilt here.
+        """
         manifest = self.index.store.manifest()
         generation = -1 if manifest is None else manifest.generation
         if generation == self._generation:
             return
-        from .keyword import BM25Index
+        from .search_state import SearchState
 
-        ids, texts, metas = self.index.store.all_text_records()
-        self._records = {i: (t, m) for i, t, m in zip(ids, texts, metas, strict=True)}
-        bm25 = BM25Index()
-        if ids:
-            bm25.add(ids, texts)
-        self._bm25 = bm25
-        self._links = figure_links(self._records, pages=self.config.link_pages)
-        self._own_figures = {
-            rid: own for rid, figs in self._links.items() if (own := self._same_page(rid, figs))
-        }
+        state = SearchState.open(self.index.store, generation)
+        self._records = state.records
+        self._bm25 = state.bm25
+        self._links = (
+            add_page_links(state.links, state.places) if self.config.link_pages else state.links
+        )
+        self._own_figures = own_figures(self._links, state.places)
         self._generation = generation
 
     # -- the lists --------------------------------------------------------------------------
@@ -235,28 +237,15 @@ class MultiModalRetriever(BaseRetriever):
 
     def _passages_near(self, figures: list[tuple[str, float]]) -> list[tuple[str, float]]:
         """Image→text: passages on the same page as the matched figures, in figure order."""
-        by_page: dict[tuple[str, int], list[str]] = {}
-        for rid, (_, meta) in self._records.items():
-            if meta.get("kind") == "text":
-                by_page.setdefault((str(meta.get("doc")), int(meta.get("page", 0))), []).append(rid)
         out: list[tuple[str, float]] = []
         seen: set[str] = set()
         for fid, score in figures:
-            meta = self._records.get(fid, ("", {}))[1]
-            for rid in by_page.get((str(meta.get("doc")), int(meta.get("page", 0) or 0)), []):
+            doc, page, _ = self._records.place(fid) or ("", 0, "")
+            for rid in self._records.on_page(doc, page):
                 if rid not in seen:
                     seen.add(rid)
                     out.append((rid, score))
         return out
-
-    def _same_page(self, rid: str, figures: list[str]) -> list[str]:
-        meta = self._records[rid][1]
-        where = (meta.get("doc"), meta.get("page"))
-        return [
-            f
-            for f in figures
-            if (self._records[f][1].get("doc"), self._records[f][1].get("page")) == where
-        ]
 
     # -- fusion -----------------------------------------------------------------------------
 
@@ -267,10 +256,9 @@ class MultiModalRetriever(BaseRetriever):
         fused = fuse(cfg.fusion, lists, weights, rrf_k=cfg.rrf_k)
         if cfg.page_boost:
             units = {
-                rid: f"{meta.get('doc')}#{meta.get('page')}"
-                for rid, (_, meta) in (
-                    (r, self._records[r]) for r, _ in fused if r in self._records
-                )
+                rid: f"{place[0]}#{place[1]}"
+                for rid, _ in fused
+                if (place := self._records.place(rid)) is not None
             }
             fused = unit_boost(fused, units, cfg.page_boost)
         if cfg.figures_lead:
@@ -296,6 +284,7 @@ class MultiModalRetriever(BaseRetriever):
         self._refresh()
         fused = self._fused(self._lists(text or None, image), self._weights(text or None))
         nodes: list[NodeWithScore] = []
+        self._records.fetch([rid for rid, _ in fused[: self.config.top_k]])
         for rid, score in fused[: self.config.top_k]:
             record = self._records.get(rid)
             if record is None:
@@ -357,27 +346,68 @@ def figure_links(
         Passage id -> ids of the figures it links to: those it names first, then
         the others on its page, in record order, each once.
     """
-    on_page: dict[tuple[str, int], list[str]] = {}
+    places: dict[str, Place] = {}
     labelled: dict[tuple[str, str], list[str]] = {}  # (doc, number) -> figure ids
     for rid, (_, meta) in records.items():
-        if meta.get("kind") != "figure":
-            continue
-        doc, page = str(meta.get("doc", "")), int(meta.get("page", 0) or 0)
-        found = _LABEL_NUMBER.search(str(meta.get("figure") or ""))
+        doc, page, kind = str(meta.get("doc", "")), int(meta.get("page", 0) or 0), meta.get("kind")
+        found = _LABEL_NUMBER.search(str(meta.get("figure") or "")) if kind == "figure" else None
         if found is not None:
             labelled.setdefault((doc, found.group(1).lower()), []).append(rid)
-        if pages or found is None:
-            on_page.setdefault((doc, page), []).append(rid)
+        # An uncaptioned figure is linked through its page whatever ``pages`` says.
+        places[rid] = (doc, page, "figure" if kind == "figure" else "text")
     links: dict[str, list[str]] = {}
-    for rid, (text, meta) in records.items():
-        if meta.get("kind") == "figure":
-            continue
-        doc, page = str(meta.get("doc", "")), int(meta.get("page", 0) or 0)
-        named = [
-            fid
-            for number in dict.fromkeys(m.group(1).lower() for m in _MENTION.finditer(text))
-            for fid in labelled.get((doc, number), [])
-        ]
-        if figures := list(dict.fromkeys(named + on_page.get((doc, page), []))):
-            links[rid] = figures
-    return links
+    for rid, (text, _) in records.items():
+        doc, _, kind = places[rid]
+        if kind == "text":
+            named = [
+                fid
+                for number in dict.fromkeys(m.group(1).lower() for m in _MENTION.finditer(text))
+                for fid in labelled.get((doc, number), [])
+            ]
+            if named:
+                links[rid] = named
+    captioned = {fid for fids in labelled.values() for fid in fids}
+    return add_page_links(links, places, skip=set() if pages else captioned)
+
+
+def add_page_links(
+    links: Mapping[str, Sequence[str]],
+    places: Mapping[str, Place],
+    *,
+    skip: Collection[str] = (),
+) -> dict[str, list[str]]:
+    """Extend passage -> figure links with the figures printed on each passage's page.
+
+    Args:
+        links: Passage id -> figure ids it already links to (kept first, in order).
+        places: Record id -> (doc, page, kind) of every passage and figure.
+        skip: Figures not to link by page.
+
+    Returns:
+        The extended links, each figure once per passage, page figures in record order.
+
+    Example:
+        >>> add_page_links({"p1": ["f9"]}, {"p1": ("m", 1, "text"), "f1": ("m", 1, "figure")})
+        {'p1': ['f9', 'f1']}
+    """
+    on_page: dict[tuple[str, int], list[str]] = {}
+    for rid, (doc, page, kind) in places.items():
+        if kind == "figure" and rid not in skip:
+            on_page.setdefault((doc, page), []).append(rid)
+    out = {rid: list(figs) for rid, figs in links.items()}
+    for rid, (doc, page, kind) in places.items():
+        if kind == "text" and (beside := on_page.get((doc, page))):
+            out[rid] = list(dict.fromkeys([*out.get(rid, []), *beside]))
+    return out
+
+
+def own_figures(
+    links: Mapping[str, Sequence[str]], places: Mapping[str, Place]
+) -> dict[str, list[str]]:
+    """For each passage, the figures it links to that are printed on its own page."""
+    own: dict[str, list[str]] = {}
+    for rid, figs in links.items():
+        where = places.get(rid, ("", 0, ""))[:2]
+        if same := [f for f in figs if places.get(f, ("", -1, ""))[:2] == where]:
+            own[rid] = same
+    return own

@@ -24,10 +24,11 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlparse
 
 import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict
 
 from .errors import StoreError, StoreMismatchError, StoreNotFoundError
@@ -45,6 +46,8 @@ _WRITE_BATCH = 1000
 _STORE_KEY = "__store__"
 _DUMMY_VECTOR = [1.0]  # the meta collection is a key-value table; Chroma insists on vectors
 
+TextPrecision = Literal["fp32", "int8"]
+
 
 class Manifest(BaseModel):
     """What a store was built with; checked every time the store is opened.
@@ -54,6 +57,9 @@ class Manifest(BaseModel):
         profile: Profile name the store was created with.
         text_model: Text embedding model (hub id, folder or package marker).
         text_dim: Its embedding dimension.
+        text_precision: ``"int8"`` (ONNX dynamic quantisation) or ``"fp32"``
+            weights of the text model. Absent from manifests written before
+            int8 existed; those stores were built in fp32.
         image_model: Image embedding model, or ``None`` (figures by text only).
         image_dim: Its embedding dimension, or ``None``.
         generation: Incremented by every change; caches key on it.
@@ -65,6 +71,7 @@ class Manifest(BaseModel):
     profile: str
     text_model: str
     text_dim: int
+    text_precision: TextPrecision = "fp32"
     image_model: str | None = None
     image_dim: int | None = None
     generation: int = 0
@@ -114,6 +121,7 @@ class ChromaStore:
         self.client = client
         self.location = location
         self.name = name
+        self.local_dir = local_dir
         self.figures_dir = (local_dir or _default_cache_dir(location)) / "figures"
         self.keeps_blobs = local_dir is None
         with self._guard():
@@ -193,7 +201,7 @@ class ChromaStore:
                 "re-ingest into a new store",
                 location=self.location,
             )
-        keys = ("text_model", "text_dim", "image_model", "image_dim")
+        keys = ("text_model", "text_dim", "text_precision", "image_model", "image_dim")
         diffs = [
             f"{k}: store has {getattr(found, k)!r}, requested {getattr(expected, k)!r}"
             for k in keys
@@ -249,7 +257,7 @@ class ChromaStore:
         self,
         collection: Collection,
         ids: Sequence[str],
-        embeddings: Sequence[Sequence[float]],
+        embeddings: Sequence[Sequence[float]] | npt.NDArray[np.float32],
         documents: Sequence[str],
         metadatas: Sequence[dict[str, Any]],
     ) -> None:
@@ -323,6 +331,15 @@ class ChromaStore:
         """Number of vectors per collection."""
         with self._guard():
             return {"text": self.text.count(), "image": self.image.count()}
+
+    def text_records(self, ids: Sequence[str]) -> tuple[list[str], list[str], list[dict[str, Any]]]:
+        """Ids, texts and metadata of the given text records (missing ids are left out)."""
+        if not ids:
+            return [], [], []
+        with self._guard():
+            got = self.text.get(ids=list(ids), include=["documents", "metadatas"])
+        texts = [d or "" for d in got["documents"] or []]
+        return list(got["ids"]), texts, [dict(m or {}) for m in got["metadatas"] or []]
 
     def all_text_records(self) -> tuple[list[str], list[str], list[dict[str, Any]]]:
         """Ids, texts and metadata of every record of the text collection (for BM25)."""

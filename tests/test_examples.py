@@ -309,7 +309,9 @@ def _run_notebook(path: Path, work: Path, monkeypatch: pytest.MonkeyPatch) -> st
 
 
 EXPECTED_OUTPUT = {
-    "01_quickstart.ipynb": ["[1] aquaflow-200-manual.pdf p.5", "Sources:", "(Figure 2)"],
+    # Some figure is among the sources; which one is not asked: neither figure is about the
+    # question (the filter), and int8 and fp32 vectors order those two differently.
+    "01_quickstart.ipynb": ["[1] aquaflow-200-manual.pdf p.5", "Sources:", "(Figure "],
     "02_figure_search.ipynb": [
         "p.4 vector Figure 2",
         "TINY RANDOM CLIP",

@@ -110,6 +110,7 @@ class TextEmbedder(BaseEmbedding):
     query_instruction: str = Field(default="", description="Prefix added to queries only.")
     _encoder: _Encoder = PrivateAttr()
     _backend: str = PrivateAttr()
+    _quantize: bool = PrivateAttr(default=False)
     _folder: Path = PrivateAttr()
 
     def __init__(
@@ -140,6 +141,7 @@ class TextEmbedder(BaseEmbedding):
         )
         folder = resolve_model(model)
         self._folder = folder
+        self._quantize = quantize
         pooling = pooling or _pooling_of(folder, model)
         max_length = max_length or _max_length_of(folder)
         if backend == "auto":
@@ -215,6 +217,11 @@ class TextEmbedder(BaseEmbedding):
     def backend(self) -> str:
         """The backend in use: ``"onnx"`` or ``"torch"``."""
         return self._backend
+
+    @property
+    def precision(self) -> str:
+        """``"int8"`` when the quantised ONNX model runs, else ``"fp32"`` (torch has no int8)."""
+        return "int8" if self._quantize and self._backend == "onnx" else "fp32"
 
     @property
     def folder(self) -> Path:

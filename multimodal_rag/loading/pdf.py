@@ -110,6 +110,9 @@ def _hash_and_check(path: Path) -> tuple[str, bool]:
 
 
 def _open(path: Path, complete: bool) -> pymupdf.Document:
+    from . import import_pymupdf
+
+    import_pymupdf()
     import pymupdf
 
     try:
