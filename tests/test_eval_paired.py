@@ -77,7 +77,8 @@ class NoisyShapeEmbedding(ShapeEmbedding):
 
     def _image_vector(self, path: ImageType) -> Embedding:
         clean = np.array(super()._image_vector(path))
-        return [float(v) for v in clean + 0.7 * _noise(str(path), clean.size)]
+        # Keyed by file name, not by the tmp path, which differs between runs.
+        return [float(v) for v in clean + 0.7 * _noise(Path(str(path)).name, clean.size)]
 
     def _get_text_embedding(self, text: str) -> Embedding:
         clean = np.array(super()._get_text_embedding(text))
