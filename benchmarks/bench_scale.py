@@ -282,7 +282,13 @@ def measure(store_dir: Path, passes: int, image_dim: int, profile_first: bool) -
         passes_ms.append(times)
 
     # The parts alone, through the same objects the retriever uses.
-    parts: dict[str, list[float]] = {"embed": [], "chroma_text": [], "chroma_image": [], "bm25": []}
+    parts: dict[str, list[float]] = {
+        "embed": [],
+        "chroma_text": [],
+        "chroma_image": [],
+        "bm25": [],
+        "fetch_hits": [],
+    }
     # Typed loosely, as the retriever does: Chroma's stubs reject plain float lists.
     text_collection: Any = index.store.text
     image_collection: Any = index.store.image
@@ -308,8 +314,14 @@ def measure(store_dir: Path, passes: int, image_dim: int, profile_first: bool) -
             parts["chroma_image"].append((time.perf_counter() - t) * 1000)
         if bm25 is not None:
             t = time.perf_counter()
-            bm25.search(q, 40)
+            top = bm25.search(q, 40)
             parts["bm25"].append((time.perf_counter() - t) * 1000)
+            # Texts and metadata of the 10 hits shown, read from Chroma by id (uncached).
+            records = retriever._records  # noqa: SLF001
+            records._cache.clear()  # noqa: SLF001
+            t = time.perf_counter()
+            records.fetch([rid for rid, _ in top[:10]])
+            parts["fetch_hits"].append((time.perf_counter() - t) * 1000)
 
     warm_profile = cProfile.Profile()
     warm_profile.enable()

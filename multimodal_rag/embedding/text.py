@@ -93,7 +93,10 @@ class TextEmbedder(BaseEmbedding):
         quantize: ONNX only: run the int8 dynamically quantised model.
         cache_dir: Root of the ONNX cache (default ``$MMRAG_CACHE_DIR`` or
             ``~/.cache/multimodal_rag``); exports go to ``<root>/onnx/<key>``.
-        embed_batch_size: Texts per forward pass.
+        embed_batch_size: Texts per forward pass. Small batches of length-sorted texts
+            are fastest on CPU: embedding the dev manuals' 492 texts with int8 took
+            8.7 / 9.8 / 11.1 / 12.4 s at 4 / 8 / 16 / 32 (the attention scores of a
+            large batch of 256-token texts do not fit in cache).
         num_threads: CPU threads for inference; ``None`` uses every core.
         callback_manager: LlamaIndex callbacks.
 
@@ -123,7 +126,7 @@ class TextEmbedder(BaseEmbedding):
         max_length: int | None = None,
         quantize: bool = False,
         cache_dir: str | Path | None = None,
-        embed_batch_size: int = 32,
+        embed_batch_size: int = 8,
         num_threads: int | None = None,
         callback_manager: CallbackManager | None = None,
     ) -> None:
