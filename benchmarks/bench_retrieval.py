@@ -25,7 +25,7 @@ from pathlib import Path
 from multimodal_rag.config import LoaderConfig
 from multimodal_rag.evaluation import EvalResult, comparison_table, evaluate, load_questions
 from multimodal_rag.index import MultimodalIndex
-from multimodal_rag.retrieval import DEFAULT_WEIGHTS, VISUAL_WEIGHTS, RetrieverConfig
+from multimodal_rag.retrieval import DEFAULT_WEIGHTS, EXACT_WEIGHTS, VISUAL_WEIGHTS, RetrieverConfig
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 GROUPS = ("figure", "page", "keyword", "all")
@@ -33,7 +33,9 @@ SHORT_K = 5
 
 # Signals switched on one at a time; the rows up to "figures lead" are the issue 3
 # ablation (links from naming passages only), the last three rows are issue 4's.
-_BASE = RetrieverConfig(figures_lead=False, link_pages=False, visual_intent=False)
+_BASE = RetrieverConfig(
+    figures_lead=False, link_pages=False, visual_intent=False, exact_intent=False
+)
 VARIANTS: dict[str, RetrieverConfig] = {
     "text only": _BASE.model_copy(
         update={"use_keyword": False, "use_figure_text": False, "use_links": False}
@@ -109,6 +111,7 @@ def main() -> None:
         "k": args.k,
         "weights": DEFAULT_WEIGHTS,
         "visual_weights": VISUAL_WEIGHTS,
+        "exact_weights": EXACT_WEIGHTS,
         "variants": {n: r.metrics for n, r in results.items()},
         f"recall@{SHORT_K}": {
             n: {g: r.metrics[g]["recall"] for g in GROUPS} for n, r in short.items()
