@@ -155,18 +155,19 @@ def test_manifest_from_before_precision_reads_as_fp32(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_new_store_defaults_to_int8_and_reopens_at_its_own_precision(
+def test_new_store_defaults_to_fp32_and_reopens_at_its_own_precision(
     tmp_path: Path, manuals: list[Path]
 ) -> None:
     index = MultimodalIndex.open(tmp_path / "s", profile_name="offline", loader_config=NO_OCR)
-    assert index.manifest.text_precision == "int8"
-    assert index.text_embedder.precision == "int8"  # type: ignore[attr-defined]
-    old = MultimodalIndex.open(
-        tmp_path / "old", profile_name="offline", text_precision="fp32", loader_config=NO_OCR
+    assert index.manifest.text_precision == "fp32"
+    assert index.text_embedder.precision == "fp32"  # type: ignore[attr-defined]
+    quick = MultimodalIndex.open(
+        tmp_path / "q", profile_name="offline", text_precision="int8", loader_config=NO_OCR
     )
-    old.ingest(manuals[:1])
-    reopened = MultimodalIndex.open(tmp_path / "old", create=False)
-    assert reopened.text_embedder.precision == "fp32"  # type: ignore[attr-defined]
+    quick.ingest(manuals[:1])
+    reopened = MultimodalIndex.open(tmp_path / "q", create=False)
+    assert reopened.text_embedder.precision == "int8"  # type: ignore[attr-defined]
+    assert reopened.manifest.text_precision == "int8"
     assert reopened.as_retriever().search("Figure 1")
     with pytest.raises(StoreMismatchError):
-        MultimodalIndex.open(tmp_path / "old", text_precision="int8")
+        MultimodalIndex.open(tmp_path / "q", text_precision="fp32")
