@@ -35,7 +35,7 @@ from .fusion import FusionMethod, fuse, lead_with_figures, propagate, unit_boost
 from .nodes import nodes_to_hits, record_to_node
 from .query_intent import asks_for_exact_term, asks_for_visual
 from .records import Hit
-from .search_state import Place, RecordTable
+from .search_state import Place, RecordTable, place_of
 
 if TYPE_CHECKING:
     from .index import MultimodalIndex
@@ -346,15 +346,13 @@ def figure_links(
         Passage id -> ids of the figures it links to: those it names first, then
         the others on its page, in record order, each once.
     """
-    places: dict[str, Place] = {}
+    places = {rid: place_of(meta) for rid, (_, meta) in records.items()}
     labelled: dict[tuple[str, str], list[str]] = {}  # (doc, number) -> figure ids
     for rid, (_, meta) in records.items():
-        doc, page, kind = str(meta.get("doc", "")), int(meta.get("page", 0) or 0), meta.get("kind")
+        doc, _, kind = places[rid]
         found = _LABEL_NUMBER.search(str(meta.get("figure") or "")) if kind == "figure" else None
         if found is not None:
             labelled.setdefault((doc, found.group(1).lower()), []).append(rid)
-        # An uncaptioned figure is linked through its page whatever ``pages`` says.
-        places[rid] = (doc, page, "figure" if kind == "figure" else "text")
     links: dict[str, list[str]] = {}
     for rid, (text, _) in records.items():
         doc, _, kind = places[rid]
@@ -367,6 +365,7 @@ def figure_links(
             if named:
                 links[rid] = named
     captioned = {fid for fids in labelled.values() for fid in fids}
+    # An uncaptioned figure is linked through its page whatever ``pages`` says.
     return add_page_links(links, places, skip=set() if pages else captioned)
 
 

@@ -39,7 +39,7 @@ from .keyword import BM25Index
 if TYPE_CHECKING:
     from .storage import ChromaStore
 
-__all__ = ["RecordTable", "SearchState"]
+__all__ = ["RecordTable", "SearchState", "place_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +117,8 @@ class RecordTable(Mapping[str, Record]):
         return list(self._pages.get((doc, page), []))
 
 
-def _place(meta: Mapping[str, Any]) -> Place:
+def place_of(meta: Mapping[str, Any]) -> Place:
+    """A record's (doc, page, kind) from its metadata."""
     return str(meta.get("doc", "")), int(meta.get("page", 0) or 0), str(meta.get("kind", "text"))
 
 
@@ -203,7 +204,7 @@ class SearchState:
         if not records:
             return
         self.bm25.add(list(records), [text for text, _ in records.values()])
-        self._places.update((rid, _place(meta)) for rid, (_, meta) in records.items())
+        self._places.update((rid, place_of(meta)) for rid, (_, meta) in records.items())
         # Links by name only (and uncaptioned figures by page): links to every figure
         # on a passage's page follow from the places, and the retriever adds them
         # when configured to (RetrieverConfig.link_pages).
