@@ -29,6 +29,7 @@ from .errors import (
     MultimodalRAGError,
     QueryError,
     StoreError,
+    StoreLockedError,
     StoreMismatchError,
     StoreNotFoundError,
 )
@@ -78,6 +79,7 @@ __all__ = [
     "QueryError",
     "RetrieverConfig",
     "StoreError",
+    "StoreLockedError",
     "StoreMismatchError",
     "StoreNotFoundError",
     "TextChunk",

@@ -266,7 +266,7 @@ def _cmd_remove(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from .storage import open_store
+    from .store import open_store
 
     store = open_store(args.store, url=args.chroma_url, create=False)
     payload = store.describe()
