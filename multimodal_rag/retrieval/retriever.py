@@ -53,6 +53,8 @@ logger = logging.getLogger(__name__)
 
 # A passage-only list over-fetches from the mixed text space and drops figure texts.
 _OVERFETCH = 2
+# Widening rounds (x4 each) when uncommitted or other-kind records crowd a kNN answer.
+_WIDEN_ROUNDS = 4
 
 
 class MultiModalRetriever(BaseRetriever):
@@ -110,20 +112,34 @@ class MultiModalRetriever(BaseRetriever):
     def _query(
         self, state: SearchState, space: Space, vector: list[float], n: int, kind: str | None = None
     ) -> list[tuple[str, float]]:
-        """Nearest committed records of a space (``kind`` keeps passages or figures only)."""
+        """The ``n`` nearest committed records of a space (``kind``: passages or figures only).
+
+        Records of no committed version (a document being written, or left by a
+        writer that died) are dropped, and the query is widened until ``n`` committed
+        ones are found or the space has no more: a reader during a write ranks
+        exactly as before it.
+        """
         catalog = self.state.catalog
-        available = catalog.counts()[space] if catalog is not None else 0
-        if available == 0:
+        counts = catalog.counts() if catalog is not None else {}
+        available = counts.get(space, 0)
+        if kind == "text" and space == "text":
+            available -= counts.get("figure", 0)
+        want = min(n, available)
+        if want <= 0:
             return []
-        fetch = min(n * _OVERFETCH if kind else n, available)
         places = state.places
-        out = []
-        for rid, sim in self.store.query(space, vector, fetch):
-            place = places.get(rid)
-            # Records of no committed version: a document being written, or a dead writer's.
-            if place is not None and (kind is None or place[2] == kind):
-                out.append((rid, sim))
-        return out[:n]
+        fetch = want * _OVERFETCH if kind else want
+        for _ in range(_WIDEN_ROUNDS):
+            got = self.store.query(space, vector, fetch)
+            out = [
+                (rid, sim)
+                for rid, sim in got
+                if (place := places.get(rid)) is not None and (kind is None or place[2] == kind)
+            ]
+            if len(out) >= want or len(got) < fetch:
+                break
+            fetch *= 4
+        return out[:want]
 
     def _visual(self, text: str | None) -> bool:
         return bool(text) and self.config.visual_intent and asks_for_visual(text or "")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -30,7 +31,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from ..errors import StoreError, StoreNotFoundError
-from .base import DEFAULT_LOCK_TIMEOUT, DEFAULT_STORE_NAME, Record, Space, StoreBase
+from .base import DEFAULT_LOCK_TIMEOUT, DEFAULT_STORE_NAME, Catalog, Record, Space, StoreBase
 from .blobs import ChromaBlobs, FolderBlobs
 from .locks import LeaseLock, file_lock
 from .nodes import clean_metadata, node_record
@@ -56,6 +57,8 @@ class ChromaStore(StoreBase):
         name: Prefix of the collection names.
         folder: The embedded store's folder (blobs, lock, cache); ``None`` for a server.
         create: Create missing collections; when false, a read-only client never writes.
+        live: Use this process's live client of ``folder`` (see :meth:`catalog`) instead
+            of ``client``; :func:`open_store` does so for embedded stores.
 
     Example:
         >>> import chromadb, tempfile
@@ -74,13 +77,16 @@ class ChromaStore(StoreBase):
         name: str = DEFAULT_STORE_NAME,
         folder: Path | None = None,
         create: bool = True,
+        live: bool = False,
     ) -> None:
-        self.client = client
+        self._client = client
         self.location = location
         self.name = name
         self.folder = folder
         self._create = create
         self._collections: dict[str, Collection] = {}
+        self._live = live
+        self._collections_of: ClientAPI | None = None
         if folder is not None:
             self._blobs = FolderBlobs(folder / "blobs", location=location)
             self.cache_dir = _writable(folder / "cache") or _user_cache(location, name)
@@ -105,6 +111,8 @@ class ChromaStore(StoreBase):
             raise StoreError(f"Chroma failed: {e}", location=self.location) from e
 
     def _collection(self, suffix: str) -> Collection:
+        if self._live and self._collections_of is not self.client:
+            self._collections, self._collections_of = {}, self.client
         if suffix not in self._collections:
             name = f"{self.name}_{suffix}"
             with self._guard():
@@ -126,6 +134,37 @@ class ChromaStore(StoreBase):
             raise StoreNotFoundError(
                 "holds no documents; run `mmrag ingest` first", location=self.location
             ) from e
+
+    # -- catalog: an embedded store notices other processes' commits --------------------------
+
+    @property
+    def client(self) -> ClientAPI:
+        """The Chroma client (for an embedded store opened by path: this process's live one)."""
+        return _LIVE.client(self.folder) if self._live else self._client
+
+    @client.setter
+    def client(self, value: ClientAPI) -> None:
+        self._client = value
+
+    def catalog(self) -> Catalog | None:
+        """The committed catalog; an embedded store reloads Chroma when another process wrote.
+
+        Chroma's embedded client keeps each collection's vector index in memory and
+        never sees another process's writes to it (even deleted records are still
+        returned). The catalog says when that happened, and the process's client is
+        replaced by a fresh one, which reads the index from disk.
+        """
+        found = super().catalog()
+        if self._live and found is not None and self.folder is not None:
+            if _LIVE.saw(self.folder, (found.store_id, found.generation), own=False):
+                self._collections = {}
+        return found
+
+    def commit(self, catalog: Catalog) -> None:
+        """Write the catalog (the commit point)."""
+        super().commit(catalog)
+        if self._live and self.folder is not None:
+            _LIVE.saw(self.folder, (catalog.store_id, catalog.generation), own=True)
 
     def collection(self, space: Space) -> Collection:
         """The Chroma collection of a space."""
@@ -216,6 +255,65 @@ class ChromaStore(StoreBase):
         ).hold(timeout)
 
 
+class _LiveClients:
+    """This process's Chroma client per embedded store folder, replaced when another wrote.
+
+    Chroma shares one in-memory system per folder path in a process, and that
+    system never sees vector writes made by other processes. When a catalog
+    shows a generation this process did not write (or reload for), the folder
+    gets a new client under an equivalent spelling of its path that no system
+    uses yet (``DIR/.``), which loads the index from disk; the old one is closed.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._clients: dict[str, ClientAPI] = {}
+        self._seen: dict[str, tuple[str, int]] = {}
+        self._reloaded: dict[str, ClientAPI] = {}
+
+    def client(self, folder: Path | None) -> ClientAPI:
+        key = str(Path(str(folder)).resolve())
+        with self._lock:
+            if key not in self._clients:
+                self._clients[key] = _persistent_client(key)
+            return self._clients[key]
+
+    def saw(self, folder: Path, seen: tuple[str, int], *, own: bool) -> bool:
+        """Note a catalog this process read or wrote; returns whether the client was replaced."""
+        key = str(folder.resolve())
+        with self._lock:
+            before = self._seen.get(key)
+            self._seen[key] = seen
+            if own or before is None or before == seen:
+                return False
+            from chromadb.api.shared_system_client import SharedSystemClient
+
+            in_use = getattr(SharedSystemClient, "_identifier_to_system", {})
+            spelling = key + "/."
+            while spelling in in_use:
+                spelling += "/."
+            fresh = _persistent_client(spelling)
+            old = self._reloaded.pop(key, None)
+            if old is not None:
+                old.close()  # type: ignore[attr-defined]
+            self._clients[key] = self._reloaded[key] = fresh
+        logger.info("%s: changed by another process; Chroma client reloaded", key)
+        return True
+
+
+def _persistent_client(path: str) -> ClientAPI:
+    import chromadb
+    from chromadb.config import Settings
+
+    try:
+        return chromadb.PersistentClient(path=path, settings=Settings(anonymized_telemetry=False))
+    except (ValueError, OSError, RuntimeError) as e:
+        raise StoreError(f"cannot open the Chroma database ({e})", location=path) from e
+
+
+_LIVE = _LiveClients()
+
+
 def _writable(folder: Path) -> Path | None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -302,11 +400,10 @@ def open_store(
                 raise StoreError(f"cannot create the folder ({e})", location=folder) from e
         elif create and not os.access(folder, os.W_OK):
             raise StoreError("folder is not writable", location=folder)
-        try:
-            client = chromadb.PersistentClient(path=str(folder), settings=settings)
-        except (ValueError, OSError, RuntimeError) as e:
-            raise StoreError(f"cannot open the Chroma database ({e})", location=folder) from e
-        store = ChromaStore(client, location=str(folder), name=name, folder=folder, create=create)
+        client = _LIVE.client(folder)
+        store = ChromaStore(
+            client, location=str(folder), name=name, folder=folder, create=create, live=True
+        )
     migrate_if_needed(store)
     if not create and store.catalog() is None:
         raise StoreNotFoundError(
