@@ -10,7 +10,7 @@ given the store, the embedders and a shared search-state source.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,9 +22,11 @@ from .store.base import DEFAULT_LOCK_TIMEOUT, Catalog, Manifest, StoreBase, Text
 
 if TYPE_CHECKING:
     from llama_index.core.base.embeddings.base import BaseEmbedding
+    from llama_index.core.callbacks import CallbackManager
     from llama_index.core.embeddings.multi_modal_base import MultiModalEmbedding
     from llama_index.core.llms import LLM
-    from llama_index.core.vector_stores.types import BasePydanticVectorStore
+    from llama_index.core.postprocessor.types import BaseNodePostprocessor
+    from llama_index.core.vector_stores.types import BasePydanticVectorStore, MetadataFilters
 
     from .captioning import Captioner
     from .chat import CitedChatEngine
@@ -272,16 +274,45 @@ class MultimodalIndex:
 
     # -- querying ---------------------------------------------------------------------------
 
-    def as_retriever(self, config: RetrieverConfig | None = None) -> MultiModalRetriever:
-        """A :class:`~multimodal_rag.retrieval.MultiModalRetriever` over this index."""
-        from .retrieval import MultiModalRetriever
+    def as_retriever(
+        self,
+        config: RetrieverConfig | None = None,
+        *,
+        similarity_top_k: int | None = None,
+        filters: MetadataFilters | None = None,
+        node_postprocessors: Sequence[BaseNodePostprocessor] | None = None,
+        callback_manager: CallbackManager | None = None,
+    ) -> MultiModalRetriever:
+        """A :class:`~multimodal_rag.retrieval.MultiModalRetriever` over this index.
 
+        Args:
+            config: Retrieval settings (candidate counts, fusion, weights).
+            similarity_top_k: Results returned (LlamaIndex's name for ``config.top_k``).
+            filters: ``MetadataFilters`` on ``doc``, ``kind``, ``page``, ``section``,
+                ``figure`` (or any other metadata key of the records).
+            node_postprocessors: Applied to the fused nodes, in order (rerankers, cutoffs).
+            callback_manager: LlamaIndex callbacks.
+
+        Example:
+            >>> from llama_index.core.vector_stores import MetadataFilters, MetadataFilter
+            >>> only = MetadataFilters(filters=[MetadataFilter(key="kind", value="figure")])
+            >>> index.as_retriever(similarity_top_k=3, filters=only)  # doctest: +SKIP
+        """
+        from .retrieval import MultiModalRetriever, RetrieverConfig
+
+        config = config or RetrieverConfig()
+        if similarity_top_k is not None:
+            config = config.model_copy(update={"top_k": similarity_top_k})
+            config = RetrieverConfig.model_validate(config.model_dump())  # validate the bound
         return MultiModalRetriever(
             self.store,
             self.text_embedder,
             image_embedder=self.image_embedder,
             state=self.state,
             config=config,
+            filters=filters,
+            node_postprocessors=node_postprocessors,
+            callback_manager=callback_manager,
         )
 
     def as_query_engine(

@@ -25,9 +25,10 @@ list and the fusion can be tested on a :class:`~multimodal_rag.store.MemoryStore
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +36,7 @@ from llama_index.core.retrievers import BaseRetriever
 from llama_index.core.schema import NodeWithScore, QueryBundle
 
 from ..errors import QueryError
-from ..fusion import fuse, lead_with_figures, propagate, unit_boost
+from ..fusion import bounded_scores, fuse, lead_with_figures, propagate, score_ceiling, unit_boost
 from ..nodes import nodes_to_hits, record_to_node
 from ..query_intent import asks_for_exact_term, asks_for_visual
 from ..records import Hit
@@ -43,11 +44,14 @@ from ..search.links import add_page_links, own_figures
 from ..search.state import SearchState, StateSource
 from ..store.base import Space, StoreBase
 from .config import RetrieverConfig
+from .filters import PLACE_KEYS, keys_of, matches
 
 if TYPE_CHECKING:
     from llama_index.core.base.embeddings.base import BaseEmbedding
     from llama_index.core.callbacks import CallbackManager
     from llama_index.core.embeddings.multi_modal_base import MultiModalEmbedding
+    from llama_index.core.postprocessor.types import BaseNodePostprocessor
+    from llama_index.core.vector_stores.types import MetadataFilters
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +71,19 @@ class MultiModalRetriever(BaseRetriever):
         state: The source of the store's search state; shared by retrievers of one
             index so it is read once (default: a new one).
         config: Candidate counts, fusion method and weights.
+        filters: LlamaIndex ``MetadataFilters`` on ``doc``, ``kind``, ``page``,
+            ``section``, ``figure`` (any key of the records' metadata). Filters on
+            ``doc``/``page``/``kind`` alone narrow every candidate list (kNN queries
+            widen until enough records pass); others are applied to the fused list.
+        node_postprocessors: LlamaIndex postprocessors (rerankers, cutoffs) applied
+            to the fused nodes, in order.
         callback_manager: LlamaIndex callbacks (RETRIEVE events).
+
+    Scores: ``NodeWithScore.score`` is in [0, 1] and never rises down the ranking:
+    the fused score divided by the best score possible for this query (an item
+    ranked first in every candidate list), so a cut-off such as
+    ``SimilarityPostprocessor(similarity_cutoff=0.3)`` keeps items that are at
+    least 30% of a perfect match, whatever lists the query used.
 
     Example:
         >>> retriever = index.as_retriever()                              # doctest: +SKIP
@@ -83,6 +99,8 @@ class MultiModalRetriever(BaseRetriever):
         image_embedder: MultiModalEmbedding | None = None,
         state: StateSource | None = None,
         config: RetrieverConfig | None = None,
+        filters: MetadataFilters | None = None,
+        node_postprocessors: Sequence[BaseNodePostprocessor] | None = None,
         callback_manager: CallbackManager | None = None,
     ) -> None:
         super().__init__(callback_manager=callback_manager)
@@ -91,6 +109,9 @@ class MultiModalRetriever(BaseRetriever):
         self.image_embedder = image_embedder
         self.state = state or StateSource(store)
         self.config = config or RetrieverConfig()
+        self.filters = filters
+        self.node_postprocessors = list(node_postprocessors or [])
+        self._place_filter = filters is not None and keys_of(filters) <= PLACE_KEYS
         self._view: tuple[SearchState, dict[str, list[str]], dict[str, list[str]]] | None = None
 
     # -- the search state -------------------------------------------------------------------
@@ -128,18 +149,33 @@ class MultiModalRetriever(BaseRetriever):
         if want <= 0:
             return []
         places = state.places
-        fetch = want * _OVERFETCH if kind else want
+        fetch = want * _OVERFETCH if kind or self._place_filter else want
         for _ in range(_WIDEN_ROUNDS):
             got = self.store.query(space, vector, fetch)
             out = [
                 (rid, sim)
                 for rid, sim in got
-                if (place := places.get(rid)) is not None and (kind is None or place[2] == kind)
+                if (place := places.get(rid)) is not None
+                and (kind is None or place[2] == kind)
+                and self._passes(place)
             ]
             if len(out) >= want or len(got) < fetch:
                 break
             fetch *= 4
         return out[:want]
+
+    def _passes(self, place: tuple[str, int, str]) -> bool:
+        """Whether a record passes filters that its place alone decides."""
+        if not self._place_filter or self.filters is None:
+            return True
+        return matches(self.filters, {"doc": place[0], "page": place[1], "kind": place[2]})
+
+    def _filtered(
+        self, state: SearchState, ranked: list[tuple[str, float]]
+    ) -> list[tuple[str, float]]:
+        if not self._place_filter:
+            return ranked
+        return [(r, s) for r, s in ranked if (p := state.places.get(r)) and self._passes(p)]
 
     def _visual(self, text: str | None) -> bool:
         return bool(text) and self.config.visual_intent and asks_for_visual(text or "")
@@ -171,7 +207,8 @@ class MultiModalRetriever(BaseRetriever):
             else:
                 lists["text"] = self._query(state, "text", vector, n)
             if cfg.use_keyword:
-                lists["keyword"] = state.bm25.search(text, n)
+                wide = n * 8 if self._place_filter else n
+                lists["keyword"] = self._filtered(state, state.bm25.search(text, wide))[:n]
             if cfg.use_links:
                 passages = fuse(
                     cfg.fusion,
@@ -179,7 +216,7 @@ class MultiModalRetriever(BaseRetriever):
                     cfg.weights,
                     rrf_k=cfg.rrf_k,
                 )
-                lists["linked"] = propagate(passages, links)
+                lists["linked"] = self._filtered(state, propagate(passages, links))
             if self.image_embedder is not None:
                 clip_text = self.image_embedder.get_text_embedding(text)
                 lists["clip"] = self._query(state, "image", clip_text, n)
@@ -190,9 +227,9 @@ class MultiModalRetriever(BaseRetriever):
                     "an image model), so it cannot answer image queries"
                 )
             vector = self.image_embedder.get_image_embedding(image)
-            matches = self._query(state, "image", vector, n)
-            lists["image"] = matches
-            lists["image_text"] = _passages_near(state, matches)
+            found = self._query(state, "image", vector, n)
+            lists["image"] = found
+            lists["image_text"] = self._filtered(state, _passages_near(state, found))
         return lists
 
     # -- fusion -----------------------------------------------------------------------------
@@ -237,15 +274,39 @@ class MultiModalRetriever(BaseRetriever):
         if state is None:
             return []
         lists = self._lists(state, links, text or None, image)
-        fused = self._fused(state, own, lists, self._weights(text or None))
-        top = fused[: self.config.top_k]
-        state.records.fetch([rid for rid, _ in top])
+        weights = self._weights(text or None)
+        fused = self._fused(state, own, lists, weights)
+        cfg = self.config
+        scored = bounded_scores(fused, score_ceiling(cfg.fusion, lists, weights, cfg.rrf_k))
+        nodes = self._top_nodes(state, scored)
+        for postprocessor in self.node_postprocessors:
+            nodes = postprocessor.postprocess_nodes(nodes, query_bundle=query_bundle)
+        return nodes
+
+    async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        # Embedding, kNN and BM25 block; a worker thread keeps the event loop free.
+        return await asyncio.to_thread(self._retrieve, query_bundle)
+
+    def _top_nodes(
+        self, state: SearchState, scored: list[tuple[str, float]]
+    ) -> list[NodeWithScore]:
+        """The first ``top_k`` records of the ranking that exist (and pass any filter)."""
+        top_k = self.config.top_k
+        post = self.filters if self.filters is not None and not self._place_filter else None
         nodes: list[NodeWithScore] = []
-        for rid, score in top:
-            record = state.records.get(rid)
-            if record is None:
-                continue  # deleted between refresh and query; harmless to drop
-            nodes.append(NodeWithScore(node=self._node(state, rid, *record), score=score))
+        batch = top_k if post is None else max(top_k, 50)
+        for start in range(0, len(scored), batch):
+            chunk = scored[start : start + batch]
+            state.records.fetch([rid for rid, _ in chunk])
+            for rid, score in chunk:
+                record = state.records.get(rid)
+                if record is None:
+                    continue  # deleted between refresh and query; harmless to drop
+                if post is not None and not matches(post, record[1]):
+                    continue
+                nodes.append(NodeWithScore(node=self._node(state, rid, *record), score=score))
+                if len(nodes) == top_k:
+                    return nodes
         return nodes
 
     def _node(self, state: SearchState, rid: str, text: str, meta: dict[str, Any]) -> Any:
