@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from llama_index.core.embeddings.multi_modal_base import MultiModalEmbedding
     from llama_index.core.llms import LLM
     from llama_index.core.postprocessor.types import BaseNodePostprocessor
+    from llama_index.core.schema import BaseNode
     from llama_index.core.vector_stores.types import BasePydanticVectorStore, MetadataFilters
 
     from .captioning import Captioner
@@ -116,7 +117,10 @@ class MultimodalIndex:
             profile_name: ``"default"`` or ``"offline"``; ``None`` = the store's own
                 (``"default"`` for a new store).
             create: Create the store when missing.
-            text_embedder: Use this embedder instead of the profile's text model.
+            text_embedder: Use this embedder instead of the profile's text model. When
+                neither it nor ``profile_name`` is given, LlamaIndex's
+                ``Settings.embed_model`` is used if one was set (the store's manifest
+                still refuses an embedder other than the one it was built with).
             image_embedder: Use this embedder instead of the profile's image model.
             loader_config: How documents are split.
             text_precision: ``"int8"`` or ``"fp32"`` weights for the text model (ONNX);
@@ -136,6 +140,8 @@ class MultimodalIndex:
             ModelNotFoundError: A model cannot be found locally or downloaded.
         """
         store = _open_backend(path, url, create, vector_store, image_vector_store, store)
+        if text_embedder is None and profile_name is None:
+            text_embedder = _settings_embed_model()
         existing = store.manifest()
         if existing is not None and profile_name is None:
             chosen = ModelProfile(
@@ -212,7 +218,7 @@ class MultimodalIndex:
 
     def ingest(
         self,
-        paths: Iterable[str | Path],
+        paths: Iterable[str | Path | BaseNode],
         *,
         progress: bool = False,
         captioner: Captioner | None = None,
@@ -225,7 +231,12 @@ class MultimodalIndex:
         committed on its own: a failure or a kill loses at most the document in hand.
 
         Args:
-            paths: PDF files and/or folders of articles (``.md``/``.txt``/``.html``).
+            paths: PDF files and/or folders of articles (``.md``/``.txt``/``.html``),
+                and/or LlamaIndex ``Document``/``ImageDocument``/node objects from any
+                reader: grouped by source file (``file_name`` metadata), text chunked
+                like articles, images kept as figures with their text. Such a
+                document is skipped when its content is unchanged and removed by
+                its source name (:func:`~multimodal_rag.loading.llama.source_name`).
             progress: Show a progress bar on stderr.
             captioner: Writes a caption for each figure that has none printed
                 (stored as ``generated_caption``, embedded with the figure's text).
@@ -343,6 +354,14 @@ class MultimodalIndex:
         from .chat import CitedChatEngine
 
         return CitedChatEngine(self.as_query_engine(llm, top_k=top_k), llm=llm)
+
+
+def _settings_embed_model() -> BaseEmbedding | None:
+    """``Settings.embed_model`` when the user set one (never LlamaIndex's OpenAI default)."""
+    from llama_index.core import Settings
+
+    chosen = getattr(Settings, "_embed_model", None)
+    return chosen if chosen is not None else None
 
 
 def _open_backend(

@@ -359,7 +359,7 @@ def sources(
 
 def ingest_paths(
     store: StoreBase,
-    paths: Iterable[str | Path],
+    paths: Iterable[str | Path | BaseNode],
     *,
     text_embedder: BaseEmbedding,
     image_embedder: MultiModalEmbedding | None,
@@ -380,7 +380,20 @@ def ingest_paths(
         writer.recover()
         todo: list[tuple[str, DocumentEntry | None, Callable[[], LoadedDocument]]] = []
         sizes: list[int] = []
-        for path in (Path(p) for p in paths):
+        files, nodes = _split_sources(paths)
+        if nodes:
+            from .loading.llama import from_llama
+
+            for loaded in from_llama(nodes, loader_config):
+                todo.append(
+                    (
+                        loaded.doc,
+                        writer.catalog.documents.get(loaded.doc),
+                        functools.partial(_identity, loaded),
+                    )
+                )
+                sizes.append(0)
+        for path in files:
             for doc, load in sources(path, loader_config, report):
                 entry = writer.catalog.documents.get(doc)
                 is_pdf = path.suffix.lower() == ".pdf" and path.is_file()
@@ -426,6 +439,25 @@ def ingest_paths(
         catalog = writer.catalog
     report.seconds = time.perf_counter() - started
     return report, catalog
+
+
+def _split_sources(items: Iterable[str | Path | BaseNode]) -> tuple[list[Path], list[BaseNode]]:
+    """File and folder paths apart from LlamaIndex documents and nodes."""
+    from .loading.llama import is_llama_node
+
+    files: list[Path] = []
+    nodes: list[BaseNode] = []
+    for item in items:
+        if is_llama_node(item):
+            nodes.append(item)  # type: ignore[arg-type]
+        elif isinstance(item, (str, Path)):
+            files.append(Path(item))
+        else:
+            raise TypeError(
+                f"ingest takes file or folder paths and LlamaIndex documents or nodes, "
+                f"not {type(item).__name__}"
+            )
+    return files, nodes
 
 
 def _with_captions(loaded: LoadedDocument, captioner: Captioner) -> LoadedDocument:
