@@ -10,12 +10,13 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from multimodal_rag.config import LoaderConfig
 from multimodal_rag.index import MultimodalIndex
-from multimodal_rag.ingest import DocumentWriter
+from multimodal_rag.ingest import DocumentWriter, Embedded, embed_document
 from multimodal_rag.loading.pdf import load_pdf
 from multimodal_rag.records import LoadedDocument
 
@@ -31,22 +32,25 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
-_LOADED: dict[bool, list[LoadedDocument]] = {}
+_PREPARED: dict[bool, list[tuple[LoadedDocument, Embedded]]] = {}
 
 
-def _dev_manuals(ocr: bool) -> list[LoadedDocument]:
-    """Both dev manuals, loaded once per OCR setting (the loader is not what is tested here)."""
-    if ocr not in _LOADED:
+def _dev_manuals(ocr: bool, embedder: Any) -> list[tuple[LoadedDocument, Embedded]]:
+    """Both dev manuals, loaded and embedded once per OCR setting: the loader and the model
+    are not what is tested here, and every store below is written with the same vectors
+    (as ingest workers hand them to the writer)."""
+    if ocr not in _PREPARED:
         config = LoaderConfig(ocr=ocr)
-        _LOADED[ocr] = [load_pdf(p, config) for p in sorted((SHARED / "corpora").glob("*.pdf"))]
-    return _LOADED[ocr]
+        loaded = [load_pdf(p, config) for p in sorted((SHARED / "corpora").glob("*.pdf"))]
+        _PREPARED[ocr] = [(d, embed_document(d, embedder)) for d in loaded]
+    return _PREPARED[ocr]
 
 
-def _write(index: MultimodalIndex, docs: list[LoadedDocument]) -> None:
+def _write(index: MultimodalIndex, docs: list[tuple[LoadedDocument, Embedded]]) -> None:
     with index.store.writer():
         writer = DocumentWriter(index.store, index.text_embedder, index.image_embedder)
-        for doc in docs:
-            writer.write(doc)
+        for doc, vectors in docs:
+            writer.write(doc, vectors)
 
 
 @pytest.mark.parametrize("ocr", [False, True], ids=["ocr-off", "ocr-on"])
@@ -64,7 +68,7 @@ def test_server_store_equals_the_embedded_store_on_the_dev_manuals(
     remote = MultimodalIndex.open(
         store=remote_store, profile_name="offline", text_embedder=local.text_embedder
     )
-    docs = _dev_manuals(ocr)
+    docs = _dev_manuals(ocr, local.text_embedder)
     _write(local, docs)
     _write(remote, docs)
     described = remote.info()
@@ -86,7 +90,7 @@ def filled(server: str, tmp_path_factory: pytest.TempPathFactory) -> str:
     with pytest.MonkeyPatch.context() as m:
         m.setenv("MMRAG_CACHE_DIR", str(cache))
         index = MultimodalIndex.open(store=open_store(url=server), profile_name="offline")
-        _write(index, _dev_manuals(False))
+        _write(index, _dev_manuals(False, index.text_embedder))
     # As on another machine: the writer's local copies of the figure PNGs are not there.
     shutil.rmtree(cache)
     return server

@@ -115,6 +115,7 @@ class ClipEmbedder(MultiModalEmbedding):
     _dim: int = PrivateAttr()
     _text_max_length: int = PrivateAttr()
     _pad_to_max: bool = PrivateAttr()
+    _spec: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     def __init__(
         self,
@@ -129,6 +130,11 @@ class ClipEmbedder(MultiModalEmbedding):
             embed_batch_size=embed_batch_size,
             callback_manager=callback_manager or CallbackManager([]),
         )
+        self._spec = {
+            "model": model,
+            "embed_batch_size": embed_batch_size,
+            "num_threads": num_threads,
+        }
         folder = resolve_model(model)
         import torch
         from transformers import AutoModel, AutoProcessor
@@ -152,6 +158,10 @@ class ClipEmbedder(MultiModalEmbedding):
         self._text_max_length = int(text_config.max_position_embeddings)
         # SigLIP was trained on texts padded to the full length; CLIP pools at EOS.
         self._pad_to_max = config.model_type.startswith("siglip")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as the recipe, not the weights: ingest workers load the model themselves."""
+        return (_rebuild, (dict(self._spec),))
 
     @classmethod
     def class_name(cls) -> str:
@@ -256,3 +266,7 @@ class ClipEmbedder(MultiModalEmbedding):
 
     async def _aget_text_embeddings(self, texts: list[str]) -> list[Embedding]:
         return self._get_text_embeddings(texts)
+
+
+def _rebuild(spec: dict[str, Any]) -> ClipEmbedder:
+    return ClipEmbedder(**spec)

@@ -11,7 +11,7 @@ import logging
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal, Protocol, get_args
+from typing import Any, Literal, Protocol, get_args
 
 import numpy as np
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
@@ -115,6 +115,7 @@ class TextEmbedder(BaseEmbedding):
     _backend: str = PrivateAttr()
     _quantize: bool = PrivateAttr(default=False)
     _folder: Path = PrivateAttr()
+    _spec: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     def __init__(
         self,
@@ -139,6 +140,18 @@ class TextEmbedder(BaseEmbedding):
             embed_batch_size=embed_batch_size,
             callback_manager=callback_manager or CallbackManager([]),
         )
+        # What a worker process needs to build the same embedder (see __reduce__).
+        self._spec = {
+            "model": model,
+            "backend": backend,
+            "query_instruction": query_instruction,
+            "pooling": pooling,
+            "max_length": max_length,
+            "quantize": quantize,
+            "cache_dir": None if cache_dir is None else str(cache_dir),
+            "embed_batch_size": embed_batch_size,
+            "num_threads": num_threads,
+        }
         self.query_instruction = (
             _default_instruction(model) if query_instruction is None else query_instruction
         )
@@ -207,6 +220,10 @@ class TextEmbedder(BaseEmbedding):
                 shutil.rmtree(target, ignore_errors=True)
         raise AssertionError("unreachable")
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as the recipe, not the session: ingest workers load the model themselves."""
+        return (_rebuild, (dict(self._spec),))
+
     @classmethod
     def class_name(cls) -> str:
         return "TextEmbedder"
@@ -270,3 +287,7 @@ class TextEmbedder(BaseEmbedding):
 
     async def _aget_text_embeddings(self, texts: list[str]) -> list[Embedding]:
         return self._get_text_embeddings(texts)
+
+
+def _rebuild(spec: dict[str, Any]) -> TextEmbedder:
+    return TextEmbedder(**spec)

@@ -111,6 +111,18 @@ class ChromaStore(StoreBase):
             raise StoreError(f"Chroma failed: {e}", location=self.location) from e
 
     def _collection(self, suffix: str) -> Collection:
+        got = self._maybe(suffix)
+        if got is None:
+            raise StoreNotFoundError(
+                "holds no documents; run `mmrag ingest` first", location=self.location
+            )
+        return got
+
+    def _maybe(self, suffix: str) -> Collection | None:
+        """A collection; ``None`` when it does not exist and this client may not create it
+        (a store opened for reading whose image collection was never needed, say)."""
+        from chromadb.errors import NotFoundError
+
         if self._live and self._collections_of is not self.client:
             self._collections, self._collections_of = {}, self.client
         if suffix not in self._collections:
@@ -121,19 +133,12 @@ class ChromaStore(StoreBase):
                         name, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
                     )
                 else:
-                    got = self._existing(name)
+                    try:
+                        got = self.client.get_collection(name, embedding_function=None)
+                    except (NotFoundError, ValueError):
+                        return None
             self._collections[suffix] = got
         return self._collections[suffix]
-
-    def _existing(self, name: str) -> Collection:
-        from chromadb.errors import NotFoundError
-
-        try:
-            return self.client.get_collection(name, embedding_function=None)
-        except (NotFoundError, ValueError) as e:
-            raise StoreNotFoundError(
-                "holds no documents; run `mmrag ingest` first", location=self.location
-            ) from e
 
     # -- catalog: an embedded store notices other processes' commits --------------------------
 
@@ -193,14 +198,17 @@ class ChromaStore(StoreBase):
         where: Any = {"$and": [{"doc": doc}, {"ver": version}]}
         with self._guard():
             for space in ("text", "figure", "image"):
-                self._collection(space).delete(where=where)
+                collection = self._maybe(space)
+                if collection is not None:
+                    collection.delete(where=where)
 
     def query(self, space: Space, vector: Sequence[float], n: int) -> list[tuple[str, float]]:
         """Nearest records by cosine similarity (1 - Chroma's cosine distance)."""
-        if n < 1:
+        collection = self._maybe(space)
+        if n < 1 or collection is None:
             return []
         with self._guard():
-            got = self._collection(space).query(
+            got = collection.query(
                 query_embeddings=np.asarray([vector], np.float32),
                 n_results=n,
                 include=["distances"],
@@ -210,10 +218,11 @@ class ChromaStore(StoreBase):
 
     def records(self, ids: Sequence[str]) -> list[Record]:
         """Texts and metadata of text-space records (missing ids are left out)."""
-        if not ids:
+        collection = self._maybe("text")
+        if not ids or collection is None:
             return []
         with self._guard():
-            got = self._collection("text").get(ids=list(ids), include=["documents", "metadatas"])
+            got = collection.get(ids=list(ids), include=["documents", "metadatas"])
         return [
             (rid, text or "", clean_metadata(dict(meta or {})))
             for rid, text, meta in zip(
@@ -223,26 +232,11 @@ class ChromaStore(StoreBase):
 
     def count(self, space: Space) -> int:
         """Vectors in a collection (orphans of a dead writer included)."""
+        collection = self._maybe(space)
+        if collection is None:
+            return 0
         with self._guard():
-            return int(self._collection(space).count())
-
-    def scan(
-        self, space: Space, batch: int = 5000
-    ) -> Iterator[tuple[list[str], Any, list[str], list[dict[str, Any]]]]:
-        """Every record of a space in batches: ids, embeddings, texts, metadata."""
-        collection = self._collection(space)
-        with self._guard():
-            total = collection.count()
-            for offset in range(0, total, batch):
-                got = collection.get(
-                    include=["embeddings", "documents", "metadatas"], limit=batch, offset=offset
-                )
-                yield (
-                    list(got["ids"]),
-                    got["embeddings"],
-                    [d or "" for d in got["documents"] or []],
-                    [dict(m or {}) for m in got["metadatas"] or []],
-                )
+            return int(collection.count())
 
     # -- lock -------------------------------------------------------------------------------
 

@@ -18,25 +18,20 @@ hash before they are parsed.
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import hashlib
 import logging
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from .config import LoaderConfig
-from .errors import DocumentLoadError, StoreError
-from .nodes import chunk_to_node, figure_to_node
-from .records import Figure, LoadedDocument, TextChunk
-from .search.segment import Segment
-from .store.base import (
+from ..errors import StoreError
+from ..nodes import chunk_to_node, figure_to_node
+from ..records import Figure, LoadedDocument, TextChunk
+from ..search.segment import Segment
+from ..store.base import (
     PENDING_GROUP,
     Catalog,
     DocumentEntry,
@@ -57,7 +52,6 @@ if TYPE_CHECKING:
     from llama_index.core.embeddings.multi_modal_base import MultiModalEmbedding
     from llama_index.core.schema import BaseNode
 
-    from .captioning import Captioner
 
 logger = logging.getLogger(__name__)
 
@@ -142,6 +136,61 @@ def _dimension(embedder: Any) -> int:
     return len(embedder.get_text_embedding("dimension probe"))
 
 
+@dataclass
+class Embedded:
+    """A document's vectors, computed where it was loaded (a worker, a Ray task) or here.
+
+    Attributes:
+        text: One text vector per content chunk, then one per figure, in order.
+        image: One image vector per figure, or ``None`` without an image embedder.
+    """
+
+    text: npt.NDArray[np.float32]
+    image: npt.NDArray[np.float32] | None = None
+
+
+def _content(loaded: LoadedDocument) -> tuple[list[TextChunk], list[Figure]]:
+    return [c for c in loaded.chunks if c.role == "content"], list(loaded.figures)
+
+
+def embed_document(
+    loaded: LoadedDocument,
+    text_embedder: BaseEmbedding,
+    image_embedder: MultiModalEmbedding | None = None,
+    bar: Any = None,
+) -> Embedded:
+    """The text (and image) vectors of a loaded document.
+
+    Texts go to the embedder longest first, so each batch holds texts of similar
+    length and little compute goes to padding (the embedder sorts only within
+    one call, and LlamaIndex cuts calls into ``embed_batch_size`` pieces).
+    """
+    import tempfile
+
+    from ..loading.images import save_png
+
+    chunks, figures = _content(loaded)
+    texts = [*map(embedding_text, chunks), *map(embedding_text, figures)]
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    out = np.zeros((len(texts), _dimension(text_embedder)), dtype=np.float32)
+    for start in range(0, len(order), _EMBED_BATCH):
+        positions = order[start : start + _EMBED_BATCH]
+        vectors = text_embedder.get_text_embedding_batch([texts[i] for i in positions])
+        out[positions] = np.asarray(vectors, dtype=np.float32)
+        if bar is not None:
+            bar.update(len(positions))
+    images = None
+    if figures and image_embedder is not None:
+        with tempfile.TemporaryDirectory(prefix="mmrag-figures-") as tmp:
+            files = [str(save_png(f.image_png, tmp)) for f in figures]
+            images = np.asarray(
+                image_embedder.get_image_embedding_batch(list[Any](files)), np.float32
+            )
+        if bar is not None:
+            bar.update(len(figures))
+    return Embedded(out, images)
+
+
 class DocumentWriter:
     """Embeds documents and commits them one at a time. Use inside ``store.writer()``.
 
@@ -212,8 +261,13 @@ class DocumentWriter:
 
     # -- writing ----------------------------------------------------------------------------
 
-    def write(self, loaded: LoadedDocument) -> int:
-        """Embed and commit one document (replacing its old version); returns embeddings made."""
+    def write(self, loaded: LoadedDocument, embedded: Embedded | None = None) -> int:
+        """Commit one document (replacing its old version); returns the embeddings it holds.
+
+        Args:
+            loaded: The document.
+            embedded: Its vectors when computed elsewhere; else they are computed here.
+        """
         from tqdm import tqdm
 
         old = self.catalog.documents.get(loaded.doc)
@@ -222,14 +276,17 @@ class DocumentWriter:
         self.store.put_blob(
             marker, pending_marker(loaded.doc, version, old.version if old else None)
         )
-        chunks = [c for c in loaded.chunks if c.role == "content"]
-        figures = list(loaded.figures)
+        chunks, figures = _content(loaded)
         total = len(chunks) + len(figures) * (2 if self.image_embedder else 1)
-        bar = tqdm(total=total, desc=loaded.doc, unit="emb", disable=not self.progress, leave=False)
-        try:
-            records = self._write_records(loaded.doc, version, chunks, figures, bar)
-        finally:
-            bar.close()
+        if embedded is None:
+            bar = tqdm(
+                total=total, desc=loaded.doc, unit="emb", disable=not self.progress, leave=False
+            )
+            try:
+                embedded = embed_document(loaded, self.text_embedder, self.image_embedder, bar)
+            finally:
+                bar.close()
+        records = self._write_records(loaded.doc, version, chunks, figures, embedded)
         segment = Segment.build(loaded.doc, version, records)
         self.store.put_blob(segment_key(loaded.doc, version), segment.to_bytes())
         entry = DocumentEntry(
@@ -259,45 +316,17 @@ class DocumentWriter:
         self.store.delete_blob(marker)
         return True
 
-    def _embed(self, texts: Sequence[str], bar: Any) -> npt.NDArray[np.float32]:
-        """Text vectors in input order; sent longest first so batches pad little."""
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        out = np.zeros((len(texts), _dimension(self.text_embedder)), dtype=np.float32)
-        for start in range(0, len(order), _EMBED_BATCH):
-            positions = order[start : start + _EMBED_BATCH]
-            vectors = self.text_embedder.get_text_embedding_batch([texts[i] for i in positions])
-            out[positions] = np.asarray(vectors, dtype=np.float32)
-            bar.update(len(positions))
-        return out
-
-    def _embed_images(
-        self, figures: Sequence[Figure], paths: list[str] | None
-    ) -> npt.NDArray[np.float32]:
-        """Image vectors; a store without a figure folder lends temporary files."""
-        import tempfile
-
-        from .loading.images import save_png
-
-        assert self.image_embedder is not None  # checked by the caller
-        if paths is not None:
-            got = self.image_embedder.get_image_embedding_batch(list[Any](paths))
-            return np.asarray(got, dtype=np.float32)
-        with tempfile.TemporaryDirectory(prefix="mmrag-figures-") as tmp:
-            files = [str(save_png(f.image_png, tmp)) for f in figures]
-            got = self.image_embedder.get_image_embedding_batch(list[Any](files))
-        return np.asarray(got, dtype=np.float32)
-
     def _write_records(
         self,
         doc: str,
         version: str,
         chunks: Sequence[TextChunk],
         figures: Sequence[Figure],
-        bar: Any,
+        embedded: Embedded,
     ) -> dict[str, tuple[str, dict[str, Any]]]:
-        from .loading.images import png_name, save_png
+        from ..loading.images import png_name, save_png
 
-        vectors = self._embed([*map(embedding_text, chunks), *map(embedding_text, figures)], bar)
+        vectors = embedded.text
         ids = unique_ids([c.chunk_id for c in chunks] + [f.figure_id for f in figures])
         nodes: list[BaseNode] = [
             _with_identity(chunk_to_node(c), record_id(i, version), doc, version)
@@ -323,164 +352,11 @@ class DocumentWriter:
         self.store.upsert("text", nodes, vectors)
         if figures:
             self.store.upsert("figure", figure_nodes, vectors[len(chunks) :])
-        if figures and self.image_embedder is not None:
-            images = self._embed_images(figures, paths if figure_dir else None)
-            self.store.upsert("image", figure_nodes, images)
-            bar.update(len(figures))
+        if figures and embedded.image is not None:
+            self.store.upsert("image", figure_nodes, embedded.image)
         from llama_index.core.schema import MetadataMode
 
         return {
             n.node_id: (n.get_content(metadata_mode=MetadataMode.NONE), dict(n.metadata))
             for n in nodes
         }
-
-
-# -- sources ---------------------------------------------------------------------------------
-
-
-def sources(
-    path: Path, config: LoaderConfig, report: IngestReport
-) -> Iterator[tuple[str, Callable[[], LoadedDocument]]]:
-    """(doc name, loader thunk) for each document under ``path``."""
-    from .loading.folder import load_folder
-    from .loading.pdf import load_pdf
-
-    if path.is_dir():
-        try:
-            articles = load_folder(path, config)
-        except DocumentLoadError as e:
-            report.documents.append(DocumentReport(path.name, "failed", error=str(e)))
-            return
-        for article in articles:
-            yield article.doc, functools.partial(_identity, article)
-    else:
-        yield path.name, functools.partial(load_pdf, path, config)
-
-
-def ingest_paths(
-    store: StoreBase,
-    paths: Iterable[str | Path | BaseNode],
-    *,
-    text_embedder: BaseEmbedding,
-    image_embedder: MultiModalEmbedding | None,
-    loader_config: LoaderConfig,
-    progress: bool = False,
-    captioner: Captioner | None = None,
-    lock_timeout: float = 60.0,
-) -> tuple[IngestReport, Catalog]:
-    """Ingest PDFs and article folders into ``store`` (see :meth:`MultimodalIndex.ingest`).
-
-    Returns:
-        The report and the catalog after the last commit.
-    """
-    started = time.perf_counter()
-    report = IngestReport()
-    with store.writer(lock_timeout):
-        writer = DocumentWriter(store, text_embedder, image_embedder, progress=progress)
-        writer.recover()
-        todo: list[tuple[str, DocumentEntry | None, Callable[[], LoadedDocument]]] = []
-        sizes: list[int] = []
-        files, nodes = _split_sources(paths)
-        if nodes:
-            from .loading.llama import from_llama
-
-            for loaded in from_llama(nodes, loader_config):
-                todo.append(
-                    (
-                        loaded.doc,
-                        writer.catalog.documents.get(loaded.doc),
-                        functools.partial(_identity, loaded),
-                    )
-                )
-                sizes.append(0)
-        for path in files:
-            for doc, load in sources(path, loader_config, report):
-                entry = writer.catalog.documents.get(doc)
-                is_pdf = path.suffix.lower() == ".pdf" and path.is_file()
-                # A PDF whose bytes are unchanged is skipped before it is even parsed.
-                if entry is not None and is_pdf and entry.content_hash == file_sha256(path):
-                    report.documents.append(_unchanged(entry))
-                    continue
-                todo.append((doc, entry, load))
-                sizes.append(path.stat().st_size if is_pdf else 0)
-        # The first document's parse is the one thing nothing overlaps: start with the
-        # smallest (articles, then PDFs by size), so later parses hide behind embedding.
-        todo = [t for _, t in sorted(zip(sizes, todo, strict=True), key=lambda st: st[0])]
-        # Parse the next document in a thread while this one is embedded: the text
-        # model releases the GIL, so loading mostly hides behind embedding.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmrag-load") as pool:
-            upcoming = pool.submit(todo[0][2]) if todo else None
-            for i, (doc, entry, _) in enumerate(todo):
-                current = upcoming
-                upcoming = pool.submit(todo[i + 1][2]) if i + 1 < len(todo) else None
-                if current is None:
-                    break
-                try:
-                    loaded = current.result()
-                except DocumentLoadError as e:
-                    logger.error("%s", e)
-                    report.documents.append(DocumentReport(doc, "failed", error=str(e)))
-                    continue
-                if entry is not None and entry.content_hash == loaded.content_hash:
-                    report.documents.append(_unchanged(entry))
-                    continue
-                if captioner is not None:
-                    loaded = _with_captions(loaded, captioner)
-                report.embeddings_computed += writer.write(loaded)
-                report.documents.append(
-                    DocumentReport(
-                        doc,
-                        "added" if entry is None else "updated",
-                        text_chunks=sum(c.role == "content" for c in loaded.chunks),
-                        figures=len(loaded.figures),
-                        pages=loaded.pages,
-                    )
-                )
-        catalog = writer.catalog
-    report.seconds = time.perf_counter() - started
-    return report, catalog
-
-
-def _split_sources(items: Iterable[str | Path | BaseNode]) -> tuple[list[Path], list[BaseNode]]:
-    """File and folder paths apart from LlamaIndex documents and nodes."""
-    from .loading.llama import is_llama_node
-
-    files: list[Path] = []
-    nodes: list[BaseNode] = []
-    for item in items:
-        if is_llama_node(item):
-            nodes.append(item)  # type: ignore[arg-type]
-        elif isinstance(item, (str, Path)):
-            files.append(Path(item))
-        else:
-            raise TypeError(
-                f"ingest takes file or folder paths and LlamaIndex documents or nodes, "
-                f"not {type(item).__name__}"
-            )
-    return files, nodes
-
-
-def _with_captions(loaded: LoadedDocument, captioner: Captioner) -> LoadedDocument:
-    from .captioning import caption_missing
-
-    try:
-        figures = caption_missing(loaded.figures, captioner)
-    # A captioner may be a remote LLM: any of its failures must not cost the document.
-    except Exception as e:  # noqa: BLE001
-        logger.warning(
-            "%s: captioning with %s failed (%s: %s); ingesting without generated captions",
-            loaded.doc,
-            getattr(captioner, "name", type(captioner).__name__),
-            type(e).__name__,
-            e,
-        )
-        return loaded
-    return dataclasses.replace(loaded, figures=tuple(figures))
-
-
-def _identity(loaded: LoadedDocument) -> LoadedDocument:
-    return loaded
-
-
-def _unchanged(entry: DocumentEntry) -> DocumentReport:
-    return DocumentReport(entry.doc, "unchanged", entry.text_chunks, entry.figures, entry.pages)

@@ -1,0 +1,176 @@
+"""The ingest pipeline: sources in, documents loaded (here, in worker processes or on Ray),
+committed one by one by the single writer that holds the store's lock."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..config import LoaderConfig
+from ..errors import DocumentLoadError
+from ..records import LoadedDocument
+from ..store.base import DEFAULT_LOCK_TIMEOUT, Catalog, DocumentEntry, StoreBase
+from .writer import DocumentReport, DocumentWriter, IngestReport, file_sha256
+
+if TYPE_CHECKING:
+    from llama_index.core.base.embeddings.base import BaseEmbedding
+    from llama_index.core.embeddings.multi_modal_base import MultiModalEmbedding
+    from llama_index.core.schema import BaseNode
+
+    from ..captioning import Captioner
+
+logger = logging.getLogger(__name__)
+
+
+def sources(
+    path: Path, config: LoaderConfig, report: IngestReport
+) -> Iterator[tuple[str, Callable[[], LoadedDocument]]]:
+    """(doc name, loader thunk) for each document under ``path``."""
+    from ..loading.folder import load_folder
+    from ..loading.pdf import load_pdf
+
+    if path.is_dir():
+        try:
+            articles = load_folder(path, config)
+        except DocumentLoadError as e:
+            report.documents.append(DocumentReport(path.name, "failed", error=str(e)))
+            return
+        for article in articles:
+            yield article.doc, functools.partial(_identity, article)
+    else:
+        yield path.name, functools.partial(load_pdf, path, config)
+
+
+def ingest_paths(
+    store: StoreBase,
+    paths: Iterable[str | Path | BaseNode],
+    *,
+    text_embedder: BaseEmbedding,
+    image_embedder: MultiModalEmbedding | None,
+    loader_config: LoaderConfig,
+    progress: bool = False,
+    captioner: Captioner | None = None,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+) -> tuple[IngestReport, Catalog]:
+    """Ingest PDFs and article folders into ``store`` (see :meth:`MultimodalIndex.ingest`).
+
+    Returns:
+        The report and the catalog after the last commit.
+    """
+    started = time.perf_counter()
+    report = IngestReport()
+    with store.writer(lock_timeout):
+        writer = DocumentWriter(store, text_embedder, image_embedder, progress=progress)
+        writer.recover()
+        todo: list[tuple[str, DocumentEntry | None, Callable[[], LoadedDocument]]] = []
+        sizes: list[int] = []
+        files, nodes = _split_sources(paths)
+        if nodes:
+            from ..loading.llama import from_llama
+
+            for loaded in from_llama(nodes, loader_config):
+                todo.append(
+                    (
+                        loaded.doc,
+                        writer.catalog.documents.get(loaded.doc),
+                        functools.partial(_identity, loaded),
+                    )
+                )
+                sizes.append(0)
+        for path in files:
+            for doc, load in sources(path, loader_config, report):
+                entry = writer.catalog.documents.get(doc)
+                is_pdf = path.suffix.lower() == ".pdf" and path.is_file()
+                # A PDF whose bytes are unchanged is skipped before it is even parsed.
+                if entry is not None and is_pdf and entry.content_hash == file_sha256(path):
+                    report.documents.append(_unchanged(entry))
+                    continue
+                todo.append((doc, entry, load))
+                sizes.append(path.stat().st_size if is_pdf else 0)
+        # The first document's parse is the one thing nothing overlaps: start with the
+        # smallest (articles, then PDFs by size), so later parses hide behind embedding.
+        todo = [t for _, t in sorted(zip(sizes, todo, strict=True), key=lambda st: st[0])]
+        # Parse the next document in a thread while this one is embedded: the text
+        # model releases the GIL, so loading mostly hides behind embedding.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmrag-load") as pool:
+            upcoming = pool.submit(todo[0][2]) if todo else None
+            for i, (doc, entry, _) in enumerate(todo):
+                current = upcoming
+                upcoming = pool.submit(todo[i + 1][2]) if i + 1 < len(todo) else None
+                if current is None:
+                    break
+                try:
+                    loaded = current.result()
+                except DocumentLoadError as e:
+                    logger.error("%s", e)
+                    report.documents.append(DocumentReport(doc, "failed", error=str(e)))
+                    continue
+                if entry is not None and entry.content_hash == loaded.content_hash:
+                    report.documents.append(_unchanged(entry))
+                    continue
+                if captioner is not None:
+                    loaded = _with_captions(loaded, captioner)
+                report.embeddings_computed += writer.write(loaded)
+                report.documents.append(
+                    DocumentReport(
+                        doc,
+                        "added" if entry is None else "updated",
+                        text_chunks=sum(c.role == "content" for c in loaded.chunks),
+                        figures=len(loaded.figures),
+                        pages=loaded.pages,
+                    )
+                )
+        catalog = writer.catalog
+    report.seconds = time.perf_counter() - started
+    return report, catalog
+
+
+def _split_sources(items: Iterable[str | Path | BaseNode]) -> tuple[list[Path], list[BaseNode]]:
+    """File and folder paths apart from LlamaIndex documents and nodes."""
+    from ..loading.llama import is_llama_node
+
+    files: list[Path] = []
+    nodes: list[BaseNode] = []
+    for item in items:
+        if is_llama_node(item):
+            nodes.append(item)  # type: ignore[arg-type]
+        elif isinstance(item, (str, Path)):
+            files.append(Path(item))
+        else:
+            raise TypeError(
+                f"ingest takes file or folder paths and LlamaIndex documents or nodes, "
+                f"not {type(item).__name__}"
+            )
+    return files, nodes
+
+
+def _with_captions(loaded: LoadedDocument, captioner: Captioner) -> LoadedDocument:
+    from ..captioning import caption_missing
+
+    try:
+        figures = caption_missing(loaded.figures, captioner)
+    # A captioner may be a remote LLM: any of its failures must not cost the document.
+    except Exception as e:  # noqa: BLE001
+        logger.warning(
+            "%s: captioning with %s failed (%s: %s); ingesting without generated captions",
+            loaded.doc,
+            getattr(captioner, "name", type(captioner).__name__),
+            type(e).__name__,
+            e,
+        )
+        return loaded
+    return dataclasses.replace(loaded, figures=tuple(figures))
+
+
+def _identity(loaded: LoadedDocument) -> LoadedDocument:
+    return loaded
+
+
+def _unchanged(entry: DocumentEntry) -> DocumentReport:
+    return DocumentReport(entry.doc, "unchanged", entry.text_chunks, entry.figures, entry.pages)
