@@ -64,6 +64,19 @@ def _parser() -> argparse.ArgumentParser:
     _store_args(p)
     _lock_args(p)
     p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="processes that load and embed in parallel (default: CPU count, capped by memory)",
+    )
+    p.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        default=None,
+        help="load and embed on the Ray cluster at ADDRESS (HOST:PORT); needs the ray extra",
+    )
+    p.add_argument(
         "--profile",
         choices=("default", "offline"),
         default=None,
@@ -165,6 +178,8 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     missing = [p for p in args.paths if not Path(p).exists()]
     if missing:
         raise _UsageError(f"no such file or folder: {missing[0]}")
+    if args.workers is not None and args.workers < 1:
+        raise _UsageError("--workers must be at least 1")
     if args.caption_model and not args.caption_missing:
         raise _UsageError("--caption-model needs --caption-missing")
     captioner = None
@@ -174,8 +189,14 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         # Loaded before the store is touched: a missing model fails fast, changing nothing.
         captioner = load_captioner(args.caption_model)
     index = _open_index(args, create=True, profile=args.profile)
+    from .ingest.workers import default_workers
+
     report = index.ingest(
-        args.paths, progress=not args.json or sys.stderr.isatty(), captioner=captioner
+        args.paths,
+        progress=not args.json or sys.stderr.isatty(),
+        captioner=captioner,
+        workers=args.workers or default_workers(),
+        ray_address=args.ray,
     )
     payload = {
         "documents": [vars(d) for d in report.documents],

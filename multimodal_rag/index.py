@@ -222,6 +222,8 @@ class MultimodalIndex:
         *,
         progress: bool = False,
         captioner: Captioner | None = None,
+        workers: int = 1,
+        ray_address: str | None = None,
     ) -> IngestReport:
         """Ingest PDFs and article folders; unchanged documents are skipped.
 
@@ -242,6 +244,13 @@ class MultimodalIndex:
                 (stored as ``generated_caption``, embedded with the figure's text).
                 Only documents that are (re)ingested are captioned. A captioner
                 that fails is logged and the document is ingested without them.
+            workers: Processes that load and embed documents in parallel (this
+                process alone writes); 1 = load in a thread beside embedding here.
+                :func:`~multimodal_rag.ingest.workers.default_workers` gives the CPU
+                count capped by memory.
+            ray_address: Load and embed on the Ray cluster at this address
+                (``HOST:PORT`` of its head; needs ``multimodal_rag[ray]``); this
+                process writes. Use a Chroma server when the cluster spans machines.
 
         Returns:
             What happened to each document. Documents that fail to load are
@@ -258,6 +267,8 @@ class MultimodalIndex:
             progress=progress,
             captioner=captioner,
             lock_timeout=self.lock_timeout,
+            workers=workers,
+            ray_address=ray_address,
         )
         self.manifest = catalog.manifest
         return report

@@ -208,7 +208,10 @@ class OnnxEncoder:
 
         meta = json.loads((target / _META).read_text(encoding="utf-8"))
         options = ort.SessionOptions()
-        options.intra_op_num_threads = num_threads or (os.cpu_count() or 1)
+        # MMRAG_THREADS: the share of the cores an ingest worker process was given.
+        budget = os.environ.get("MMRAG_THREADS", "")
+        default = int(budget) if budget.isdigit() and int(budget) > 0 else os.cpu_count() or 1
+        options.intra_op_num_threads = num_threads or default
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # warnings about unused initialisers are noise here
         model_file = target / (_INT8 if quantize else _FP32)

@@ -16,7 +16,7 @@ from ..config import LoaderConfig
 from ..errors import DocumentLoadError
 from ..records import LoadedDocument
 from ..store.base import DEFAULT_LOCK_TIMEOUT, Catalog, DocumentEntry, StoreBase
-from .writer import DocumentReport, DocumentWriter, IngestReport, file_sha256
+from .writer import DocumentReport, DocumentWriter, Embedded, IngestReport, file_sha256
 
 if TYPE_CHECKING:
     from llama_index.core.base.embeddings.base import BaseEmbedding
@@ -57,8 +57,14 @@ def ingest_paths(
     progress: bool = False,
     captioner: Captioner | None = None,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    workers: int = 1,
+    ray_address: str | None = None,
 ) -> tuple[IngestReport, Catalog]:
     """Ingest PDFs and article folders into ``store`` (see :meth:`MultimodalIndex.ingest`).
+
+    Documents are loaded and embedded here (the next one parsed in a thread while
+    this one is embedded), in ``workers`` processes, or on the Ray cluster at
+    ``ray_address``; this process alone writes, one commit per document.
 
     Returns:
         The report and the catalog after the last commit.
@@ -96,27 +102,20 @@ def ingest_paths(
         # The first document's parse is the one thing nothing overlaps: start with the
         # smallest (articles, then PDFs by size), so later parses hide behind embedding.
         todo = [t for _, t in sorted(zip(sizes, todo, strict=True), key=lambda st: st[0])]
-        # Parse the next document in a thread while this one is embedded: the text
-        # model releases the GIL, so loading mostly hides behind embedding.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmrag-load") as pool:
-            upcoming = pool.submit(todo[0][2]) if todo else None
-            for i, (doc, entry, _) in enumerate(todo):
-                current = upcoming
-                upcoming = pool.submit(todo[i + 1][2]) if i + 1 < len(todo) else None
-                if current is None:
-                    break
-                try:
-                    loaded = current.result()
-                except DocumentLoadError as e:
-                    logger.error("%s", e)
-                    report.documents.append(DocumentReport(doc, "failed", error=str(e)))
-                    continue
-                if entry is not None and entry.content_hash == loaded.content_hash:
-                    report.documents.append(_unchanged(entry))
-                    continue
+        bar = _Progress(len(todo), enabled=progress)
+
+        def commit(i: int, result: LoadedDocument | str, embedded: Embedded | None) -> None:
+            doc, entry, _ = todo[i]
+            if isinstance(result, str):
+                logger.error("%s", result)
+                report.documents.append(DocumentReport(doc, "failed", error=result))
+            elif entry is not None and entry.content_hash == result.content_hash:
+                report.documents.append(_unchanged(entry))
+            else:
+                loaded = result
                 if captioner is not None:
-                    loaded = _with_captions(loaded, captioner)
-                report.embeddings_computed += writer.write(loaded)
+                    loaded, embedded = _with_captions(loaded, captioner), None
+                report.embeddings_computed += writer.write(loaded, embedded)
                 report.documents.append(
                     DocumentReport(
                         doc,
@@ -126,9 +125,76 @@ def ingest_paths(
                         pages=loaded.pages,
                     )
                 )
+            bar.done(0 if isinstance(result, str) else result.pages)
+
+        loads = [load for _, _, load in todo]
+        if ray_address is not None and loads:
+            from .workers import RayPrepare
+
+            remote = RayPrepare(ray_address, text_embedder, image_embedder)
+            try:
+                for i, result in remote.run(loads):
+                    commit(i, *_split(result))
+            finally:
+                remote.close()
+        elif workers > 1 and len(loads) > 1:
+            from .workers import ProcessPrepare
+
+            pool = ProcessPrepare(min(workers, len(loads)), text_embedder, image_embedder)
+            for i, result in pool.run(loads):
+                commit(i, *_split(result))
+        else:
+            for i, got in _serial(loads):
+                commit(i, got, None)
+        bar.close()
         catalog = writer.catalog
     report.seconds = time.perf_counter() - started
     return report, catalog
+
+
+def _serial(
+    loads: list[Callable[[], LoadedDocument]],
+) -> Iterator[tuple[int, LoadedDocument | str]]:
+    """Load in order; the next document is parsed in a thread while this one is embedded
+    (the text model releases the GIL, so loading mostly hides behind embedding)."""
+    if not loads:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmrag-load") as pool:
+        upcoming = pool.submit(loads[0])
+        for i in range(len(loads)):
+            current = upcoming
+            if i + 1 < len(loads):
+                upcoming = pool.submit(loads[i + 1])
+            try:
+                yield i, current.result()
+            except DocumentLoadError as e:
+                yield i, str(e)
+
+
+def _split(
+    result: tuple[LoadedDocument, Embedded] | str,
+) -> tuple[LoadedDocument | str, Embedded | None]:
+    return (result, None) if isinstance(result, str) else result
+
+
+class _Progress:
+    """Documents and pages done, on stderr (one bar for all workers)."""
+
+    def __init__(self, total: int, *, enabled: bool) -> None:
+        from tqdm import tqdm
+
+        self._bar = tqdm(
+            total=total, desc="documents", unit="doc", disable=not enabled or total < 2
+        )
+        self._pages = 0
+
+    def done(self, pages: int) -> None:
+        self._pages += pages
+        self._bar.set_postfix(pages=self._pages, refresh=False)
+        self._bar.update(1)
+
+    def close(self) -> None:
+        self._bar.close()
 
 
 def _split_sources(items: Iterable[str | Path | BaseNode]) -> tuple[list[Path], list[BaseNode]]:
