@@ -7,7 +7,7 @@ MRR@k per question kind, the numbers issue 4 sets targets for).
 
 Usage:
     python benchmarks/bench_retrieval.py [--store DIR] [--ocr] [--out benchmarks/results]
-        [--corpora DIR] [--questions FILE] [--name retrieval-ablation]
+        [--corpora DIR] [--questions FILE] [--name retrieval-ablation] [--variants A,B]
 
 ``--corpora`` and ``--questions`` default to the dev set in ``../shared/``; the held-out
 set (``benchmarks/heldout/``) passes its own folder of PDFs and question file.
@@ -83,6 +83,11 @@ def main() -> None:
     parser.add_argument(
         "--name", default="retrieval-ablation", help="base name of the files written to --out"
     )
+    parser.add_argument(
+        "--variants",
+        default=None,
+        help="comma-separated variant names to run (default: all), e.g. for a quick rerun",
+    )
     args = parser.parse_args()
     pdfs = sorted(args.corpora.glob("*.pdf"))
     if not pdfs:
@@ -97,7 +102,14 @@ def main() -> None:
     questions = load_questions(args.questions)
     results: dict[str, EvalResult] = {}
     short: dict[str, EvalResult] = {}
-    for name, config in VARIANTS.items():
+    wanted = VARIANTS
+    if args.variants:
+        names = [n.strip() for n in args.variants.split(",")]
+        unknown = [n for n in names if n not in VARIANTS]
+        if unknown:
+            parser.error(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
+        wanted = {n: VARIANTS[n] for n in names}
+    for name, config in wanted.items():
         retriever = index.as_retriever(config.model_copy(update={"top_k": args.k}))
         results[name] = evaluate(questions, retriever, k=args.k)
         short[name] = evaluate(questions, retriever, k=SHORT_K)
