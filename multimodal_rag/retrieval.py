@@ -31,7 +31,15 @@ from llama_index.core.schema import NodeWithScore, QueryBundle
 from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import QueryError
-from .fusion import FusionMethod, fuse, lead_with_figures, propagate, unit_boost
+from .fusion import (
+    FusionMethod,
+    fuse,
+    lead_with_figures,
+    lift_page_figures,
+    propagate,
+    spread_pages,
+    unit_boost,
+)
 from .nodes import nodes_to_hits, record_to_node
 from .query_intent import asks_for_exact_term, asks_for_visual
 from .records import Hit
@@ -93,6 +101,10 @@ class RetrieverConfig(BaseModel):
             blurs them.
         exact_weights: Weights replacing those in ``weights`` for such queries
             (applied after ``visual_weights`` when both apply).
+        page_figures: Figures on one page lift each other to this share of
+            the best one's score (``fusion.lift_page_figures``; 0 = off).
+        page_spread: Passages of one page allowed in the top five before the
+            others wait behind them (``fusion.spread_pages``; 0 = off).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -113,6 +125,8 @@ class RetrieverConfig(BaseModel):
     visual_weights: dict[str, float] = Field(default_factory=lambda: dict(VISUAL_WEIGHTS))
     exact_intent: bool = True
     exact_weights: dict[str, float] = Field(default_factory=lambda: dict(EXACT_WEIGHTS))
+    page_figures: float = Field(default=0.9, ge=0)
+    page_spread: int = Field(default=1, ge=0)
 
 
 class MultiModalRetriever(BaseRetriever):
@@ -261,6 +275,8 @@ class MultiModalRetriever(BaseRetriever):
                 if (place := self._records.place(rid)) is not None
             }
             fused = unit_boost(fused, units, cfg.page_boost)
+        if cfg.page_figures:
+            fused = lift_page_figures(fused, self._figure_page, self._figures_on, cfg.page_figures)
         if cfg.figures_lead:
             # Of several figures on a passage's page, the one this query ranks best leads.
             rank = {rid: i for i, (rid, _) in enumerate(fused)}
@@ -270,7 +286,24 @@ class MultiModalRetriever(BaseRetriever):
                 if (figs := self._own_figures.get(rid))
             }
             fused = lead_with_figures(fused, own)
+        if cfg.page_spread:
+            fused = spread_pages(fused, self._page, per_page=cfg.page_spread, keep=self._is_figure)
         return fused
+
+    def _page(self, rid: str) -> tuple[str, int] | None:
+        place = self._records.place(rid)
+        return None if place is None else (place[0], place[1])
+
+    def _figure_page(self, rid: str) -> tuple[str, int] | None:
+        place = self._records.place(rid)
+        return None if place is None or place[2] != "figure" else (place[0], place[1])
+
+    def _is_figure(self, rid: str) -> bool:
+        place = self._records.place(rid)
+        return place is not None and place[2] == "figure"
+
+    def _figures_on(self, doc: str, page: int) -> list[str]:
+        return self._records.on_page(doc, page, "figure")
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         # Read-only use of the bundle: LlamaIndex's own multimodal retriever overwrites
