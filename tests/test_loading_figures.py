@@ -320,3 +320,13 @@ def test_ocr_reads_pixel_labels_only_when_enabled(tmp_path: Path) -> None:
     without = _run(doc, NO_OCR)
     assert "GROUND" in with_ocr[0].labels_in_figure
     assert without[0].labels_in_figure == ""
+
+
+def test_a_toolbar_strip_is_big_enough_but_an_icon_is_not() -> None:
+    from multimodal_rag.loading.figure_regions import _big_enough
+
+    assert _big_enough(333, 27)  # a toolbar screenshot: 27 px tall, 333 wide
+    assert _big_enough(40, 40)
+    assert not _big_enough(26, 26)  # a toolbar icon beside the text
+    assert not _big_enough(200, 27)  # short and not long: a button crop
+    assert not _big_enough(600, 12)  # a rule or a hairline, not a strip
