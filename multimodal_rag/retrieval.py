@@ -64,7 +64,7 @@ DEFAULT_WEIGHTS: dict[str, float] = {
 VISUAL_WEIGHTS: dict[str, float] = {"linked": 0.8, "figure_text": 1.0}
 """Weights that replace :data:`DEFAULT_WEIGHTS` entries when a query asks for a picture."""
 
-EXACT_WEIGHTS: dict[str, float] = {"keyword": 1.0}
+EXACT_WEIGHTS: dict[str, float] = {"keyword": 1.5}
 """Weights that replace :data:`DEFAULT_WEIGHTS` entries when a query names an exact term."""
 
 

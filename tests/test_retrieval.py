@@ -85,7 +85,7 @@ def test_a_figure_leads_the_passage_printed_beside_it(index: MultimodalIndex) ->
 
 def test_a_query_naming_an_exact_term_weights_bm25_up(index: MultimodalIndex) -> None:
     retriever = index.as_retriever()
-    assert retriever._weights("which pin is T19?")["keyword"] == 1.0
+    assert retriever._weights("which pin is T19?")["keyword"] == 1.5
     assert retriever._weights("which pin gives the sine wave?")["keyword"] == 0.5
     assert retriever._weights("photo of T19")["linked"] == 0.8  # both intents apply
     off = index.as_retriever(RetrieverConfig(exact_intent=False))
