@@ -86,3 +86,53 @@ def assign(
             taken.add(gi)
             claims.setdefault(ci, []).append(gi)
     return claims
+
+
+# Farthest a side-column caption sits from its graphic, in caption font sizes.
+SIDE_GAP_SIZES = 4.0
+
+
+def assign_beside(
+    captions: list[Caption],
+    groups: list[Group],
+    lines: list[TextLine],
+    skip: set[int] | None = None,
+    taken: set[int] | None = None,
+) -> dict[int, list[int]]:
+    """Captions set in a side column, left or right of their graphic, top-aligned with it.
+
+    A caption qualifies for a group when its first line lies within the
+    group's height, the horizontal gap is at most :data:`SIDE_GAP_SIZES` font
+    sizes and no running text sits in between; nearest first, one group each.
+    """
+    skip, taken = skip or set(), set(taken or ())
+    pairs: list[tuple[float, int, int]] = []
+    for ci, cap in enumerate(captions):
+        if ci in skip:
+            continue
+        first = lines[cap.lines[0]].bbox if cap.lines else cap.bbox
+        size = max(cap.size, 6.0)
+        for gi, g in enumerate(groups):
+            b = g.bbox
+            if not (b[1] - size <= first[1] and first[3] <= b[3]):
+                continue
+            gap = cap.bbox[0] - b[2] if cap.bbox[0] >= b[2] - 3 else b[0] - cap.bbox[2]
+            if not -3 <= gap <= SIDE_GAP_SIZES * size:
+                continue
+            lo, hi = (b[2], cap.bbox[0]) if cap.bbox[0] >= b[2] - 3 else (cap.bbox[2], b[0])
+            between = any(
+                i not in cap.lines
+                and ln.bbox[0] >= lo - 1
+                and ln.bbox[2] <= hi + 1
+                and ln.bbox[1] < first[3]
+                and ln.bbox[3] > first[1]
+                for i, ln in enumerate(lines)
+            )
+            if not between:
+                pairs.append((gap, ci, gi))
+    claims: dict[int, list[int]] = {}
+    for _, ci, gi in sorted(pairs):
+        if gi not in taken and ci not in claims:
+            taken.add(gi)
+            claims[ci] = [gi]
+    return claims
