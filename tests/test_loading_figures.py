@@ -414,3 +414,24 @@ def test_a_box_and_arrow_diagram_with_rotated_labels_is_one_figure() -> None:
     )
     assert fig.bbox[1] <= top and fig.bbox[3] >= top + 150  # both rows of boxes
     assert "Controller" in fig.labels_in_figure
+
+
+@pytest.mark.parametrize("text_between", [False, True])
+def test_a_caption_below_a_drawing_after_an_empty_gap_is_linked(text_between: bool) -> None:
+    doc = pymupdf.open()
+    page = doc.new_page()
+    _text(page, 72, BODY[:90])
+    shape = page.new_shape()
+    for i in range(3):  # boxes and a rule only: a weak drawing, a figure only with a caption
+        shape.draw_rect(pymupdf.Rect(100 + 130 * i, 120, 200 + 130 * i, 180))
+    shape.draw_line(pymupdf.Point(200, 150), pymupdf.Point(230, 150))
+    shape.finish(color=(0, 0, 0), width=1)
+    shape.commit()
+    if text_between:
+        _text(page, 205, BODY[:90])
+    page.insert_text((100, 245), "Figure 7.1: Three stages of the pipeline", fontname="hebo")
+    figs = _run(doc)
+    if text_between:  # running text between: the caption belongs to something else
+        assert not [f for f in figs if f.label]
+    else:
+        assert [(f.label, f.kind) for f in figs] == [("Figure 7.1", "vector")]

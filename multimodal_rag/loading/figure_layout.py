@@ -8,8 +8,10 @@ from ..records import BBox
 from .figure_regions import Element, area, intersection, union
 from .figure_text import Caption, TextLine
 
-# Farthest a caption sits from its graphics, in caption font sizes.
+# Farthest a caption sits from its graphics, in caption font sizes; farther still (up to
+# CAPTION_FAR_SIZES) when the space between holds no text at all.
 CAPTION_GAP_SIZES = 3.5
+CAPTION_FAR_SIZES = 7.0
 # Short lines between a graphic and its caption ("(a)", "(b)") are sub-figure labels.
 SUBLABEL_CHARS = 12
 DIRECTIONS = ("below", "above")
@@ -59,6 +61,21 @@ def _blocked(caption: Caption, box: BBox, lines: list[TextLine], groups: list[Gr
     return False
 
 
+def _empty_between(caption: Caption, box: BBox, lines: list[TextLine]) -> bool:
+    """Whether no text at all sits between a graphic and a caption, across their overlap."""
+    top, bottom = sorted([(box[1] + box[3]) / 2, (caption.bbox[1] + caption.bbox[3]) / 2])
+    top, bottom = max(top, min(box[3], caption.bbox[3])), min(bottom, max(box[1], caption.bbox[1]))
+    x0, x1 = max(box[0], caption.bbox[0]), min(box[2], caption.bbox[2])
+    return not any(
+        i not in caption.lines
+        and ln.bbox[3] > top
+        and ln.bbox[1] < bottom
+        and ln.bbox[2] > x0
+        and ln.bbox[0] < x1
+        for i, ln in enumerate(lines)
+    )
+
+
 def assign(
     direction: str,
     captions: list[Caption],
@@ -74,11 +91,13 @@ def assign(
         if ci in skip:
             continue
         limit = CAPTION_GAP_SIZES * max(cap.size, 6.0)
+        far = CAPTION_FAR_SIZES * max(cap.size, 6.0)
         for gi, g in enumerate(groups):
             b = g.bbox
             gap = _gap(direction, cap.bbox, b)
             overlaps = b[0] < cap.bbox[2] and cap.bbox[0] < b[2]
-            if overlaps and -3 <= gap <= limit and not _blocked(cap, b, lines, groups):
+            near = -3 <= gap <= limit or (limit < gap <= far and _empty_between(cap, b, lines))
+            if overlaps and near and not _blocked(cap, b, lines, groups):
                 pairs.append((gap, ci, gi))
     claims: dict[int, list[int]] = {}
     for _, ci, gi in sorted(pairs):
