@@ -21,7 +21,6 @@ VISUAL_CUES: tuple[str, ...] = (
     "fig",
     "graph",
     "illustration",
-    "image",
     "look like",
     "looks like",
     "photo",
@@ -34,7 +33,11 @@ VISUAL_CUES: tuple[str, ...] = (
     "show me",
     "sketch",
 )
-"""Words and phrases that ask for a picture; plurals ("plots", "sketches") count too."""
+"""Words and phrases that ask for a picture; plurals ("plots", "sketches") count too.
+
+"image" is not one: in imaging software, disk images and image files it names the
+subject, not a picture of it ("show the image at its physical size").
+"""
 
 _VISUAL = re.compile(
     r"\b(?:"

@@ -30,6 +30,8 @@ def test_queries_naming_a_picture_ask_for_a_visual(query: str) -> None:
         "I figured out the port, now what?",
         "configure the rotator",
         "photoelectric effect experiment",
+        "how do I hide everything outside a round region of the image",  # the subject
+        "write the disk image to a USB stick",
         "",
     ],
 )
