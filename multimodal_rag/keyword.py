@@ -100,6 +100,7 @@ _GROUPS_RE = re.compile(r"[^\W\d_]+|\d+")
 _EDGE_JUNK = "-/._+:#&%$@^\\"
 _CACHE_LIMIT = 500_000
 _cache: dict[str, tuple[str, ...]] = {}
+_query_cache: dict[str, tuple[str, ...]] = {}
 _VOWELS = frozenset("aeiouy")
 
 
@@ -153,7 +154,7 @@ def _plain(run: str, out: list[str]) -> None:
         out.extend(g for g in groups if len(g) >= 2 and g not in STOPWORDS)
 
 
-def _word_tokens(written: str) -> tuple[str, ...]:
+def _word_tokens(written: str, pieces: bool = True) -> tuple[str, ...]:
     out: list[str] = []
     word = written.lower()
     core = word.strip(_EDGE_JUNK)
@@ -176,22 +177,27 @@ def _word_tokens(written: str) -> tuple[str, ...]:
     if ext and len(ext.group(1)) >= 2:
         out.append("." + ext.group(1))
     core_written = written.strip(_EDGE_JUNK)
-    if _CAMEL_RE.search(core_written) and core_written[-1:].islower():
+    if pieces and _CAMEL_RE.search(core_written) and core_written[-1:].islower():
         # Identifiers (setFrameType, saveToDir) give their pieces; brands and units
         # written with odd capitals (expEYES, kHz, GPredict, MaxPDU) stay whole only.
-        pieces = [p.lower() for p in _CAMEL_PART_RE.findall(core_written) if p.isalpha()]
-        if sum(len(p) >= 3 for p in pieces) >= 2:
-            for low in pieces:
+        found = [p.lower() for p in _CAMEL_PART_RE.findall(core_written) if p.isalpha()]
+        if sum(len(p) >= 3 for p in found) >= 2:
+            for low in found:
                 if len(low) >= 2 and low not in STOPWORDS and _stem(low) not in out:
                     out.append(_stem(low))
     return tuple(out)
 
 
-def tokenize(text: str) -> list[str]:
+def tokenize(text: str, *, pieces: bool = True) -> list[str]:
     """Split text into index terms, keeping technical tokens (see the module docstring).
 
     Args:
         text: Any text; a document passage or a query.
+        pieces: Also give the pieces of identifiers with inner capitals. Passages
+            are indexed with them, so the query "include children" finds
+            ``setFrameIncludeChildren``; :meth:`BM25Index.search` leaves them out
+            of a query, so the query ``setFrameIncludeChildren`` asks for that name
+            and not for every passage about frames and children.
 
     Returns:
         The terms in order, with repeats.
@@ -202,11 +208,11 @@ def tokenize(text: str) -> list[str]:
     """
     text = normalize_chords(unicodedata.normalize("NFKC", text))
     out: list[str] = []
-    cache = _cache
+    cache = _cache if pieces else _query_cache
     for word in _WORD_RE.findall(text):
         toks = cache.get(word)
         if toks is None:
-            toks = _word_tokens(word)
+            toks = _word_tokens(word, pieces)
             if len(cache) >= _CACHE_LIMIT:
                 cache.clear()  # vocabularies repeat; an occasional reset bounds memory
             cache[word] = toks
@@ -314,7 +320,7 @@ class BM25Index:
             return []
         has_dead = n_docs != len(self._ids)
         scores = np.zeros(len(self._ids), dtype=np.float64)
-        for term, qtf in Counter(tokenize(query)).items():
+        for term, qtf in Counter(tokenize(query, pieces=False)).items():
             post = self._post.get(term)
             if post is None:
                 continue

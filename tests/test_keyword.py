@@ -244,3 +244,16 @@ def test_exact_term_shapes_find_their_passage(query: str, best: str) -> None:
     }
     index.add(list(texts), list(texts.values()))
     assert index.search(query, k=1)[0][0] == best
+
+
+def test_an_identifier_query_asks_for_the_name_not_its_pieces() -> None:
+    index = BM25Index()
+    texts = {
+        "script": "Example macro: setFrameType (Rectangle); setFrameIncludeChildren (true);",
+        "dialog": "Frame: include children in the frame of the branch, children and frame "
+        "padding, frame colour, the children of the frame.",
+    }
+    index.add(list(texts), list(texts.values()))
+    assert [doc for doc, _ in index.search("setFrameIncludeChildren", k=5)] == ["script"]
+    assert tokenize("setFrameType", pieces=False) == ["setframetyp"]
+    assert index.search("include children", k=1)[0][0] == "dialog"
