@@ -125,7 +125,7 @@ class RetrieverConfig(BaseModel):
     visual_weights: dict[str, float] = Field(default_factory=lambda: dict(VISUAL_WEIGHTS))
     exact_intent: bool = True
     exact_weights: dict[str, float] = Field(default_factory=lambda: dict(EXACT_WEIGHTS))
-    page_figures: float = Field(default=0.9, ge=0)
+    page_figures: float = Field(default=0.0, ge=0)
     page_spread: int = Field(default=1, ge=0)
 
 
