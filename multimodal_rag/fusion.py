@@ -11,12 +11,15 @@ Fusion is only more than interleaving when lists share items. The retriever
 makes that so: a figure has the same id in the text collection (its caption
 and labels) and in the image collection (its pixels), and
 :func:`unit_boost` lets a passage and a figure on the same page lift each other.
+Two re-rankings work on the fused list: :func:`lift_page_figures` treats the
+figures of one page as a unit, :func:`spread_pages` lets the first results
+cover distinct pages.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
 
 Ranked = Sequence[tuple[str, float]]
@@ -258,3 +261,101 @@ def bounded_scores(ranked: Ranked, ceiling: float) -> list[tuple[str, float]]:
         cap = value
         out.append((item, round(value, 6)))
     return out
+
+
+def spread_pages(
+    fused: Ranked,
+    page_of: Callable[[str], tuple[str, int] | None],
+    *,
+    window: int = 5,
+    per_page: int = 1,
+    keep: Callable[[str], bool] = lambda item: False,
+) -> list[tuple[str, float]]:
+    """Let the first ``window`` results cover distinct pages.
+
+    A question with two or three target pages loses the second one when
+    near-duplicates of the first (more passages of the same page) fill the
+    top of the ranking. Here an item whose page already has ``per_page``
+    items in the window waits until the window is full and then follows it,
+    in its old order; items for which ``keep`` is true (e.g. figures, which
+    answer questions of their own) are never held back, but count for their
+    page. Nothing is dropped and nothing below the window moves.
+
+    Args:
+        fused: A ranking, best first.
+        page_of: The (doc, page) of an item, or ``None`` for an item with no page.
+        window: How many leading results are spread.
+        per_page: Items of one page allowed in the window (0 disables the spread).
+        keep: Items never held back.
+
+    Returns:
+        The re-ordered ranking; a held-back item's score is capped at the score
+        of the last item placed before it, so scores stay non-increasing.
+
+    Example:
+        >>> pages = {"a1": ("m", 1), "a2": ("m", 1), "b": ("m", 2)}
+        >>> spread_pages([("a1", 0.9), ("a2", 0.8), ("b", 0.5)], pages.get, window=2)
+        [('a1', 0.9), ('b', 0.5), ('a2', 0.5)]
+    """
+    if per_page <= 0 or window <= 0:
+        return list(fused)
+    head: list[tuple[str, float]] = []
+    held: list[tuple[str, float]] = []
+    counts: dict[tuple[str, int], int] = defaultdict(int)
+    rest_from = len(fused)
+    for i, (item, score) in enumerate(fused):
+        if len(head) >= window:
+            rest_from = i
+            break
+        page = page_of(item)
+        if page is not None and not keep(item) and counts[page] >= per_page:
+            held.append((item, score))
+            continue
+        head.append((item, score))
+        if page is not None:
+            counts[page] += 1
+    out = list(head)
+    for item, score in [*held, *fused[rest_from:]]:
+        out.append((item, min(score, out[-1][1]) if out else score))
+    return out
+
+
+def lift_page_figures(
+    fused: Ranked,
+    page_of: Callable[[str], tuple[str, int] | None],
+    figures_on: Callable[[str, int], Sequence[str]],
+    strength: float,
+) -> list[tuple[str, float]]:
+    """Let the figures printed on one page lift each other: a page is one unit.
+
+    A captioned figure and an uncaptioned strip or photo beside it answer the
+    same kind of question; when the query finds one (its OCR text, its
+    caption), the others on that page are raised to ``strength`` times its
+    score, or added with that score when no list had them.
+
+    Args:
+        fused: A ranking, best first.
+        page_of: The (doc, page) of a *figure* item, ``None`` for passages and
+            items without a page.
+        figures_on: The figure ids printed on a (doc, page).
+        strength: Share of a figure's score its page neighbours get (0 disables).
+
+    Returns:
+        The re-scored ranking, best first.
+
+    Example:
+        >>> place = {"f1": ("m", 3)}.get
+        >>> lift_page_figures([("p", 1.0), ("f1", 0.8)], place, lambda d, p: ["f1", "f2"], 0.5)
+        [('p', 1.0), ('f1', 0.8), ('f2', 0.4)]
+    """
+    if strength <= 0:
+        return list(fused)
+    scores = dict(fused)
+    for item, score in fused:
+        page = page_of(item)
+        if page is None:
+            continue
+        for other in figures_on(*page):
+            if other != item and scores.get(other, float("-inf")) < strength * score:
+                scores[other] = strength * score
+    return _sorted(scores)

@@ -18,7 +18,22 @@ Tokenizer choices (:func:`tokenize`):
   split (``sq1`` -> ``sq1``, ``sq``, ``1``; ``10mm`` -> ``10mm``, ``10``,
   ``mm``): the query ``sq 1`` still finds ``SQ1``, while the query ``SQ1``
   ranks the exact form first because it matches all three tokens.
-  Mixed runs such as ``0x1f`` are kept whole only: their parts mean nothing.
+  Mixed runs such as ``0x1f`` give no one-character groups: their parts mean nothing.
+- Key chords are rewritten to one canonical word first
+  (:func:`~multimodal_rag.terms.normalize_chords`): ``[Shift]+[Ctrl]``,
+  ``Ctrl + Shift`` and ``CTRL-SHIFT`` all give ``ctrl+shift`` (and its parts).
+- Identifiers with inner capitals (``setFrameIncludeChildren``,
+  ``MapEditor::saveToDir``) are kept whole and also give their pieces (``set``,
+  ``fram``, ``includ``, ``children``), as ``dtr_state`` gives ``dtr``, ``stat``.
+  Only names that end in a lowercase letter and have two pieces of three or
+  more letters are split: brands and units (``expEYES``, ``kHz``, ``MaxPDU``)
+  stay whole, their pieces would add noise to every passage naming them.
+- A file extension is a token of its own with its dot: ``drbd.conf`` and
+  ``.conf`` both give ``.conf``, so the query ``.conf`` prefers files of that
+  type over the word "conf".
+- Part numbers mixing letters and digits (``ATmega328P``, ``1N4148``) are kept
+  whole and give their letter and digit groups of two or more characters
+  (``atmega``, ``328``; ``4148``).
 - Stopwords (a short English list) are dropped, but only as plain words: the
   ``a`` of ``A/D`` survives inside the joined form.
 - Plain alphabetic words get a tiny rule-based stemmer (plural ``s``/``es``/
@@ -60,12 +75,13 @@ import numpy as np
 import numpy.typing as npt
 
 from .errors import QueryError, StoreError, StoreNotFoundError
+from .terms import normalize_chords
 
 __all__ = ["BM25Index", "tokenize"]
 
 FORMAT = "mmrag-bm25"
 FORMAT_VERSION = 1
-TOKENIZER_VERSION = 1
+TOKENIZER_VERSION = 2
 """Bump when :func:`tokenize` changes: a saved index must be rebuilt to match queries."""
 
 STOPWORDS = frozenset(
@@ -78,9 +94,14 @@ _WORD_RE = re.compile(r"[^\s,;()\[\]{}<>=\"'`!?|*~\u2190-\u21ff\u00ab\u00bb\u201
 _ALNUM_RE = re.compile(r"[^\W_]+")
 _LETTERS_DIGITS_RE = re.compile(r"^([^\W\d_]+)(\d+)$|^(\d+)([^\W\d_]+)$")
 _OPTION_RE = re.compile(r"^--?(?=[^\W\d_])")
+_CAMEL_RE = re.compile(r"[a-z][A-Z]|[A-Z]{2}[a-z]")
+_CAMEL_PART_RE = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
+_EXT_RE = re.compile(r"\.([^\W\d_][^\W_]{0,5})$")
+_GROUPS_RE = re.compile(r"[^\W\d_]+|\d+")
 _EDGE_JUNK = "-/._+:#&%$@^\\"
 _CACHE_LIMIT = 500_000
 _cache: dict[str, tuple[str, ...]] = {}
+_query_cache: dict[str, tuple[str, ...]] = {}
 _VOWELS = frozenset("aeiouy")
 
 
@@ -128,10 +149,15 @@ def _plain(run: str, out: list[str]) -> None:
         for part in m.groups():
             if part and part not in STOPWORDS:
                 out.append(part)
+        return
+    groups = _GROUPS_RE.findall(run)
+    if len(groups) >= 3:  # a part number: ATmega328P -> atmega, 328
+        out.extend(g for g in groups if len(g) >= 2 and g not in STOPWORDS)
 
 
-def _word_tokens(word: str) -> tuple[str, ...]:
+def _word_tokens(written: str, pieces: bool = True) -> tuple[str, ...]:
     out: list[str] = []
+    word = written.lower()
     core = word.strip(_EDGE_JUNK)
     if not core:
         return ()
@@ -148,14 +174,31 @@ def _word_tokens(word: str) -> tuple[str, ...]:
             _plain(run, out)
     else:
         _plain(core, out)
+    ext = _EXT_RE.search(word.rstrip(_EDGE_JUNK))
+    if ext and len(ext.group(1)) >= 2:
+        out.append("." + ext.group(1))
+    core_written = written.strip(_EDGE_JUNK)
+    if pieces and _CAMEL_RE.search(core_written) and core_written[-1:].islower():
+        # Identifiers (setFrameType, saveToDir) give their pieces; brands and units
+        # written with odd capitals (expEYES, kHz, GPredict, MaxPDU) stay whole only.
+        found = [p.lower() for p in _CAMEL_PART_RE.findall(core_written) if p.isalpha()]
+        if sum(len(p) >= 3 for p in found) >= 2:
+            for low in found:
+                if len(low) >= 2 and low not in STOPWORDS and _stem(low) not in out:
+                    out.append(_stem(low))
     return tuple(out)
 
 
-def tokenize(text: str) -> list[str]:
+def tokenize(text: str, *, pieces: bool = True) -> list[str]:
     """Split text into index terms, keeping technical tokens (see the module docstring).
 
     Args:
         text: Any text; a document passage or a query.
+        pieces: Also give the pieces of identifiers with inner capitals. Passages
+            are indexed with them, so the query "include children" finds
+            ``setFrameIncludeChildren``; :meth:`BM25Index.search` leaves them out
+            of a query, so the query ``setFrameIncludeChildren`` asks for that name
+            and not for every passage about frames and children.
 
     Returns:
         The terms in order, with repeats.
@@ -164,13 +207,13 @@ def tokenize(text: str) -> list[str]:
         >>> tokenize("Set A/D to 0x1F with --help")
         ['set', 'a/d', 'd', '0x1f', '--help', 'help']
     """
-    text = unicodedata.normalize("NFKC", text).lower()
+    text = normalize_chords(unicodedata.normalize("NFKC", text))
     out: list[str] = []
-    cache = _cache
+    cache = _cache if pieces else _query_cache
     for word in _WORD_RE.findall(text):
         toks = cache.get(word)
         if toks is None:
-            toks = _word_tokens(word)
+            toks = _word_tokens(word, pieces)
             if len(cache) >= _CACHE_LIMIT:
                 cache.clear()  # vocabularies repeat; an occasional reset bounds memory
             cache[word] = toks
@@ -278,7 +321,7 @@ class BM25Index:
             return []
         has_dead = n_docs != len(self._ids)
         scores = np.zeros(len(self._ids), dtype=np.float64)
-        for term, qtf in Counter(tokenize(query)).items():
+        for term, qtf in Counter(tokenize(query, pieces=False)).items():
             post = self._post.get(term)
             if post is None:
                 continue

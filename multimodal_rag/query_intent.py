@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 
+from .terms import KEY_CHORD, canonical_chord
+
 VISUAL_CUES: tuple[str, ...] = (
     "chart",
     "diagram",
@@ -19,7 +21,6 @@ VISUAL_CUES: tuple[str, ...] = (
     "fig",
     "graph",
     "illustration",
-    "image",
     "look like",
     "looks like",
     "photo",
@@ -32,7 +33,11 @@ VISUAL_CUES: tuple[str, ...] = (
     "show me",
     "sketch",
 )
-"""Words and phrases that ask for a picture; plurals ("plots", "sketches") count too."""
+"""Words and phrases that ask for a picture; plurals ("plots", "sketches") count too.
+
+"image" is not one: in imaging software, disk images and image files it names the
+subject, not a picture of it ("show the image at its physical size").
+"""
 
 _VISUAL = re.compile(
     r"\b(?:"
@@ -66,14 +71,17 @@ def asks_for_visual(query: str) -> bool:
 # (--force, -h), file names and dotted names (drbd.conf, eyes.py, v4.3), paths
 # (/etc/fstab), names with _ or = (dtr_state=OFF), camelCase (allowUIDProposal),
 # letters and digits run together (T19, 1N4148, CDM20814) and words of three or more
-# hyphenated parts (c-fill-target). Text embeddings blur such tokens; BM25 matches
-# them exactly.
+# hyphenated parts (c-fill-target), file extensions (.vyp), section names in brackets
+# ([[GENERAL]]) and key chords (Ctrl+Shift+N, [Alt + S], CTRL-Z). Text embeddings blur
+# such tokens; BM25 matches them exactly.
 _OPTION = re.compile(r"^--?[^\W\d_][\w-]*$")
 _JOINED = re.compile(r"[^\W_][.=][^\W_]")  # not "/": row/column, and/or are English
 _CAMEL = re.compile(r"[a-z][A-Z]")
 _LETTER_DIGIT = re.compile(r"[^\W\d_]\d|\d[^\W\d_]")
 _UNITS = re.compile(r"^\d+(?:[.,]\d+)?[a-zA-Zµ°]{1,3}$")  # 10mm, 4.7uF, 50Hz: quantities
 _STRIP = "\"'`“”‘’()[]{}<>,;:!?"
+_EXTENSION = re.compile(r"^\.[^\W\d_][^\W_]{0,5}$")
+_BRACKETED = re.compile(r"\[\[?[^\W\d][\w.-]*\]\]?")
 
 
 def _is_name(word: str) -> bool:
@@ -105,9 +113,15 @@ def asks_for_exact_term(query: str) -> bool:
         True
         >>> asks_for_exact_term("resistor between T19 and T20")
         True
+        >>> asks_for_exact_term("what does Shift+Ctrl do")
+        True
         >>> asks_for_exact_term("why does the free-fall time come out 4.7ms too long?")
         False
     """
-    if re.search(r"[\"“][^\"”]{2,}[\"”]", query):
+    if re.search(r"[\"“][^\"”]{2,}[\"”]", query) or _BRACKETED.search(query):
+        return True
+    if any(canonical_chord(m.group(0)) for m in KEY_CHORD.finditer(query)):
+        return True
+    if any(_EXTENSION.match(word.strip(_STRIP)) for word in query.split()):
         return True
     return any(_is_name(word) for word in query.split())

@@ -96,3 +96,37 @@ def test_lead_with_figures_puts_a_passage_figure_first_once() -> None:
 def test_lead_with_figures_keeps_a_figure_that_already_ranks_higher() -> None:
     fused = [("f1", 1.0), ("p1", 0.9)]
     assert lead_with_figures(fused, {"p1": ["f1"]}) == fused
+
+
+def test_spread_pages_lets_a_second_page_into_the_top() -> None:
+    from multimodal_rag.fusion import spread_pages
+
+    pages = {"a1": ("m", 1), "a2": ("m", 1), "a3": ("m", 1), "f1": ("m", 1), "b": ("m", 2)}
+    fused = [("f1", 1.0), ("a1", 0.9), ("a2", 0.8), ("a3", 0.7), ("b", 0.6), ("c", 0.5)]
+    out = spread_pages(fused, pages.get, window=3, per_page=1, keep=lambda i: i == "f1")
+    # f1 is kept and counts for page 1, so a1 (page 1's second item) waits; b and c
+    # (no page) fill the window; the held items follow it in their old order.
+    assert [i for i, _ in out] == ["f1", "b", "c", "a1", "a2", "a3"]
+    scores = [s for _, s in out]
+    assert scores == sorted(scores, reverse=True)
+    assert spread_pages(fused, pages.get, per_page=0) == fused
+
+
+def test_spread_pages_keeps_everything_when_pages_differ() -> None:
+    from multimodal_rag.fusion import spread_pages
+
+    pages = {"a": ("m", 1), "b": ("m", 2), "c": ("n", 1)}
+    fused = [("a", 0.9), ("b", 0.8), ("c", 0.7)]
+    assert spread_pages(fused, pages.get, window=5) == fused
+
+
+def test_lift_page_figures_raises_and_adds_page_neighbours() -> None:
+    from multimodal_rag.fusion import lift_page_figures
+
+    figure_pages = {"strip": ("m", 4), "photo": ("m", 9)}
+    on_page = {("m", 4): ["strip", "captioned"], ("m", 9): ["photo"]}
+    fused = [("passage", 1.0), ("strip", 0.8), ("other", 0.5), ("captioned", 0.1)]
+    out = lift_page_figures(fused, figure_pages.get, lambda d, p: on_page[(d, p)], 0.9)
+    assert [i for i, _ in out] == ["passage", "strip", "captioned", "other"]
+    assert dict(out)["captioned"] == pytest.approx(0.72)
+    assert lift_page_figures(fused, figure_pages.get, lambda d, p: on_page[(d, p)], 0) == fused

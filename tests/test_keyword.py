@@ -48,6 +48,18 @@ def manual_index() -> BM25Index:
         ("configure configures configured configuring", ["configur"] * 4),
         ("stopped installed running", ["stop", "install", "run"]),
         ("ＳＱ１", ["sq1", "sq", "1"]),  # full-width forms fold under NFKC
+        ("[Shift]+[Ctrl]", ["ctrl+shift", "ctrl", "shift"]),
+        ("Ctrl + Shift + N", ["ctrl+shift+n", "ctrl", "shift", "n"]),
+        ("CTRL-Z", ["ctrl+z", "ctrl", "z"]),
+        ("alt-text", ["alt-text", "alttext", "alt", "text"]),  # a word, not a chord
+        ("MaxPDU", ["maxpdu"]),
+        ("expEYES kHz", ["expey", "khz"]),
+        ("setFrameType", ["setframetyp", "set", "fram", "typ"]),
+        ("dtr_state", ["dtr_state", "dtr", "stat"]),
+        ("drbd.conf", ["drbd.conf", "drbd", "conf", ".conf"]),
+        (".vyp", ["vyp", ".vyp"]),
+        ("ATmega328P", ["atmega328p", "atmega", "328"]),
+        ("1N4148", ["1n4148", "4148"]),
         ("", []),
     ],
 )
@@ -207,3 +219,41 @@ def _same(actual: list[tuple[str, float]], expected: list[tuple[str, float]]) ->
         a[0] == e[0] and math.isclose(a[1], e[1], rel_tol=1e-9)
         for a, e in zip(actual, expected, strict=True)
     )
+
+
+@pytest.mark.parametrize(
+    ("query", "best"),
+    [
+        ("Shift+Ctrl", "chord"),  # written [Shift]+[Ctrl] in the passage
+        ("ctrl+z", "undo"),  # written CTRL-Z
+        (".vyp", "ext"),  # the extension, not the word "vyp" in prose
+        ("include children", "camel"),  # the pieces of setFrameIncludeChildren
+        ("328", "mcu"),  # a part number's digit group
+    ],
+)
+def test_exact_term_shapes_find_their_passage(query: str, best: str) -> None:
+    index = BM25Index()
+    texts = {
+        "chord": "To copy the colour to the whole subtree press [Shift]+[Ctrl] while clicking.",
+        "shift": "Shift the branch up with the arrow keys, or ctrl the map with the mouse.",
+        "undo": "Every change can be undone with CTRL-Z.",
+        "ext": "A part of a map is saved with the suffix .vyp for vym part.",
+        "prose": "The vyp abbreviation is explained in the glossary.",
+        "camel": "The script command setFrameIncludeChildren(true) sets the frame.",
+        "mcu": "The board carries an ATmega328P controller.",
+    }
+    index.add(list(texts), list(texts.values()))
+    assert index.search(query, k=1)[0][0] == best
+
+
+def test_an_identifier_query_asks_for_the_name_not_its_pieces() -> None:
+    index = BM25Index()
+    texts = {
+        "script": "Example macro: setFrameType (Rectangle); setFrameIncludeChildren (true);",
+        "dialog": "Frame: include children in the frame of the branch, children and frame "
+        "padding, frame colour, the children of the frame.",
+    }
+    index.add(list(texts), list(texts.values()))
+    assert [doc for doc, _ in index.search("setFrameIncludeChildren", k=5)] == ["script"]
+    assert tokenize("setFrameType", pieces=False) == ["setframetyp"]
+    assert index.search("include children", k=1)[0][0] == "dialog"

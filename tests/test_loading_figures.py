@@ -320,3 +320,118 @@ def test_ocr_reads_pixel_labels_only_when_enabled(tmp_path: Path) -> None:
     without = _run(doc, NO_OCR)
     assert "GROUND" in with_ocr[0].labels_in_figure
     assert without[0].labels_in_figure == ""
+
+
+def test_a_toolbar_strip_is_big_enough_but_an_icon_is_not() -> None:
+    from multimodal_rag.loading.figure_regions import _big_enough
+
+    assert _big_enough(333, 27)  # a toolbar screenshot: 27 px tall, 333 wide
+    assert _big_enough(40, 40)
+    assert not _big_enough(26, 26)  # a toolbar icon beside the text
+    assert not _big_enough(200, 27)  # short and not long: a button crop
+    assert not _big_enough(600, 12)  # a rule or a hairline, not a strip
+
+
+def test_captions_in_a_side_column_are_linked_and_their_hyphens_undone() -> None:
+    doc = pymupdf.open()
+    page = doc.new_page()
+    _text(page, 70, BODY[:90])
+    page.insert_image(pymupdf.Rect(72, 100, 400, 300), stream=_png(660, 400, 1))
+    page.insert_image(pymupdf.Rect(72, 330, 400, 530), stream=_png(660, 400, 2))
+    page.insert_textbox(
+        pymupdf.Rect(420, 100, 540, 200),
+        "Figure 4.1: The main win-\ndow with the map editor\nand the tree editor",
+        fontsize=8,
+    )
+    page.insert_textbox(
+        pymupdf.Rect(420, 330, 540, 430), "Figure 4.2: The settings\ndialog", fontsize=8
+    )
+    figs = _run(doc)
+    assert [(f.label, f.caption, round(f.bbox[1], -1)) for f in figs] == [
+        ("Figure 4.1", "The main window with the map editor and the tree editor", 100.0),
+        ("Figure 4.2", "The settings dialog", 330.0),
+    ]
+
+
+def test_two_captions_sharing_a_row_label_their_own_figures() -> None:
+    doc = pymupdf.open()
+    page = doc.new_page()
+    _text(page, 70, BODY[:90])
+    page.insert_image(pymupdf.Rect(72, 100, 290, 260), stream=_png(440, 320, 3))
+    page.insert_image(pymupdf.Rect(320, 100, 538, 260), stream=_png(440, 320, 4))
+    _text(page, 275, "Figure 5.1: Front panel", size=9)
+    _text(page, 275, "Figure 5.2: Rear panel", x=320, size=9)
+    lines = page_lines(page.get_text("dict"))
+    assert [c.label for c in find_captions(lines)] == ["Figure 5.1", "Figure 5.2"]
+    figs = _run(doc)
+    assert [(f.label, f.caption, round(f.bbox[0], -1)) for f in figs] == [
+        ("Figure 5.1", "Front panel", 70.0),
+        ("Figure 5.2", "Rear panel", 320.0),
+    ]
+
+
+def _arrow(shape: pymupdf.Shape, p: pymupdf.Point, q: pymupdf.Point) -> None:
+    shape.draw_line(p, q)
+    length = abs(q - p)
+    ux, uy = (q.x - p.x) / length, (q.y - p.y) / length
+    a = pymupdf.Point(q.x - 6 * ux + 3 * uy, q.y - 6 * uy - 3 * ux)
+    b = pymupdf.Point(q.x - 6 * ux - 3 * uy, q.y - 6 * uy + 3 * ux)
+    shape.draw_polyline([q, a, b, q])
+
+
+def test_a_box_and_arrow_diagram_with_rotated_labels_is_one_figure() -> None:
+    doc = pymupdf.open()
+    page = doc.new_page()
+    for i in range(3):
+        _text(page, 72 + 14 * i, BODY[:90])
+    top = 130.0
+    shape = page.new_shape()
+    xs = [72, 200, 328, 456]
+    for x in xs:
+        shape.draw_rect(pymupdf.Rect(x, top, x + 80, top + 40))
+    shape.draw_rect(pymupdf.Rect(200, top + 110, 408, top + 150))
+    shape.finish(color=(0, 0, 0), width=1)
+    for x in xs[:-1]:  # arrows stop short of the boxes, as drawing tools leave them
+        _arrow(shape, pymupdf.Point(x + 92, top + 20), pymupdf.Point(x + 116, top + 20))
+    _arrow(shape, pymupdf.Point(240, top + 98), pymupdf.Point(240, top + 52))
+    _arrow(shape, pymupdf.Point(368, top + 52), pymupdf.Point(368, top + 98))
+    shape.finish(color=(0, 0, 0), fill=(0, 0, 0), width=1)
+    shape.commit()
+    for x, word in zip(xs, ["Input", "Filter", "Encode", "Output"], strict=True):
+        _text(page, top + 25, word, x=x + 10, size=9)
+    _text(page, top + 135, "Controller", x=300, size=9)
+    page.insert_text((230, top + 95), "status", fontsize=8, rotate=90)
+    page.insert_text((380, top + 92), "commands", fontsize=8, rotate=90)
+    page.insert_text((72, top + 190), "Figure 6.1: The processing chain and", fontname="hebo")
+    page.insert_text((72, top + 202), "its controller", fontname="hebo")
+    figs = _run(doc)
+    assert len(figs) == 1
+    fig = figs[0]
+    assert (fig.label, fig.caption, fig.kind) == (
+        "Figure 6.1",
+        "The processing chain and its controller",
+        "vector",
+    )
+    assert fig.bbox[1] <= top and fig.bbox[3] >= top + 150  # both rows of boxes
+    assert "Controller" in fig.labels_in_figure
+
+
+@pytest.mark.parametrize("text_between", [False, True])
+def test_a_caption_below_a_drawing_after_an_empty_gap_is_linked(text_between: bool) -> None:
+    doc = pymupdf.open()
+    page = doc.new_page()
+    _text(page, 72, BODY[:90])
+    shape = page.new_shape()
+    for i in range(3):  # boxes and a rule only: a weak drawing, a figure only with a caption
+        shape.draw_rect(pymupdf.Rect(100 + 130 * i, 120, 200 + 130 * i, 180))
+    shape.draw_line(pymupdf.Point(200, 150), pymupdf.Point(230, 150))
+    shape.finish(color=(0, 0, 0), width=1)
+    shape.commit()
+    if text_between:
+        _text(page, 205, BODY[:90])
+    page.insert_text((100, 245), "Figure 7.1: Three stages of the pipeline", fontname="hebo")
+    figs = _run(doc)
+    if text_between:  # running text between: the caption belongs to something else
+        assert not [f for f in figs if f.label]
+    else:
+        assert [(f.label, f.kind) for f in figs] == [("Figure 7.1", "vector")]

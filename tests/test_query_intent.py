@@ -30,6 +30,8 @@ def test_queries_naming_a_picture_ask_for_a_visual(query: str) -> None:
         "I figured out the port, now what?",
         "configure the rotator",
         "photoelectric effect experiment",
+        "how do I hide everything outside a round region of the image",  # the subject
+        "write the disk image to a USB stick",
         "",
     ],
 )
@@ -50,6 +52,11 @@ def test_other_queries_do_not(query: str) -> None:
         "c-fill-target starting value",
         "edit /etc/fstab",
         'the "Enable Rules Hint" option',
+        "what does Shift+Ctrl do",
+        "press [Alt + S] to open the editor",
+        "Ctrl-Z to undo",
+        ".vyp files",
+        "entries of the [[GENERAL]] section",
     ],
 )
 def test_queries_naming_an_exact_term(query: str) -> None:
@@ -65,6 +72,9 @@ def test_queries_naming_an_exact_term(query: str) -> None:
         "the on/off switch and the row/column cells",
         "what changed in version 1.2 of section 4.2.1?",
         "why is the ZENER box greyed out",  # capitals are emphasis as often as names
+        "alt-text for images and the shift-register output",  # words, not chords
+        "how do I shift the plot to the left",
+        "see [1] for details",
         "",
     ],
 )

@@ -140,14 +140,21 @@ def test_a_query_asking_for_a_picture_puts_the_figure_first(index: MultimodalInd
 
 
 def test_a_figure_leads_the_passage_printed_beside_it(index: MultimodalIndex) -> None:
-    hits = index.as_retriever().search("radiation probe Geiger Muller tube")
+    query = "radiation probe Geiger Muller tube"
+    hits = index.as_retriever(RetrieverConfig(page_spread=0)).search(query)
     assert (hits[0].kind, hits[0].figure, hits[0].page) == ("figure", "Figure 1.2", 3)
     assert (hits[1].kind, hits[1].page) == ("text", 3)
+    # By default the top five cover distinct pages: the passage of the figure's page
+    # waits behind them (fusion.spread_pages) but stays in the results.
+    spread = index.as_retriever().search(query)
+    assert (spread[0].kind, spread[0].figure) == ("figure", "Figure 1.2")
+    assert (spread[1].kind, spread[1].page) != ("text", 3)
+    assert ("text", 3) in [(h.kind, h.page) for h in spread]
 
 
 def test_a_query_naming_an_exact_term_weights_bm25_up(index: MultimodalIndex) -> None:
     retriever = index.as_retriever()
-    assert retriever._weights("which pin is T19?")["keyword"] == 1.0
+    assert retriever._weights("which pin is T19?")["keyword"] == 1.5
     assert retriever._weights("which pin gives the sine wave?")["keyword"] == 0.5
     assert retriever._weights("photo of T19")["linked"] == 0.8  # both intents apply
     off = index.as_retriever(RetrieverConfig(exact_intent=False))

@@ -8,8 +8,10 @@ from ..records import BBox
 from .figure_regions import Element, area, intersection, union
 from .figure_text import Caption, TextLine
 
-# Farthest a caption sits from its graphics, in caption font sizes.
+# Farthest a caption sits from its graphics, in caption font sizes; farther still (up to
+# CAPTION_FAR_SIZES) when the space between holds no text at all.
 CAPTION_GAP_SIZES = 3.5
+CAPTION_FAR_SIZES = 7.0
 # Short lines between a graphic and its caption ("(a)", "(b)") are sub-figure labels.
 SUBLABEL_CHARS = 12
 DIRECTIONS = ("below", "above")
@@ -59,6 +61,21 @@ def _blocked(caption: Caption, box: BBox, lines: list[TextLine], groups: list[Gr
     return False
 
 
+def _empty_between(caption: Caption, box: BBox, lines: list[TextLine]) -> bool:
+    """Whether no text at all sits between a graphic and a caption, across their overlap."""
+    top, bottom = sorted([(box[1] + box[3]) / 2, (caption.bbox[1] + caption.bbox[3]) / 2])
+    top, bottom = max(top, min(box[3], caption.bbox[3])), min(bottom, max(box[1], caption.bbox[1]))
+    x0, x1 = max(box[0], caption.bbox[0]), min(box[2], caption.bbox[2])
+    return not any(
+        i not in caption.lines
+        and ln.bbox[3] > top
+        and ln.bbox[1] < bottom
+        and ln.bbox[2] > x0
+        and ln.bbox[0] < x1
+        for i, ln in enumerate(lines)
+    )
+
+
 def assign(
     direction: str,
     captions: list[Caption],
@@ -74,15 +91,67 @@ def assign(
         if ci in skip:
             continue
         limit = CAPTION_GAP_SIZES * max(cap.size, 6.0)
+        far = CAPTION_FAR_SIZES * max(cap.size, 6.0)
         for gi, g in enumerate(groups):
             b = g.bbox
             gap = _gap(direction, cap.bbox, b)
             overlaps = b[0] < cap.bbox[2] and cap.bbox[0] < b[2]
-            if overlaps and -3 <= gap <= limit and not _blocked(cap, b, lines, groups):
+            near = -3 <= gap <= limit or (limit < gap <= far and _empty_between(cap, b, lines))
+            if overlaps and near and not _blocked(cap, b, lines, groups):
                 pairs.append((gap, ci, gi))
     claims: dict[int, list[int]] = {}
     for _, ci, gi in sorted(pairs):
         if gi not in taken:
             taken.add(gi)
             claims.setdefault(ci, []).append(gi)
+    return claims
+
+
+# Farthest a side-column caption sits from its graphic, in caption font sizes.
+SIDE_GAP_SIZES = 4.0
+
+
+def assign_beside(
+    captions: list[Caption],
+    groups: list[Group],
+    lines: list[TextLine],
+    skip: set[int] | None = None,
+    taken: set[int] | None = None,
+) -> dict[int, list[int]]:
+    """Captions set in a side column, left or right of their graphic, top-aligned with it.
+
+    A caption qualifies for a group when its first line lies within the
+    group's height, the horizontal gap is at most :data:`SIDE_GAP_SIZES` font
+    sizes and no running text sits in between; nearest first, one group each.
+    """
+    skip, taken = skip or set(), set(taken or ())
+    pairs: list[tuple[float, int, int]] = []
+    for ci, cap in enumerate(captions):
+        if ci in skip:
+            continue
+        first = lines[cap.lines[0]].bbox if cap.lines else cap.bbox
+        size = max(cap.size, 6.0)
+        for gi, g in enumerate(groups):
+            b = g.bbox
+            if not (b[1] - size <= first[1] and first[3] <= b[3]):
+                continue
+            gap = cap.bbox[0] - b[2] if cap.bbox[0] >= b[2] - 3 else b[0] - cap.bbox[2]
+            if not -3 <= gap <= SIDE_GAP_SIZES * size:
+                continue
+            lo, hi = (b[2], cap.bbox[0]) if cap.bbox[0] >= b[2] - 3 else (cap.bbox[2], b[0])
+            between = any(
+                i not in cap.lines
+                and ln.bbox[0] >= lo - 1
+                and ln.bbox[2] <= hi + 1
+                and ln.bbox[1] < first[3]
+                and ln.bbox[3] > first[1]
+                for i, ln in enumerate(lines)
+            )
+            if not between:
+                pairs.append((gap, ci, gi))
+    claims: dict[int, list[int]] = {}
+    for _, ci, gi in sorted(pairs):
+        if gi not in taken and ci not in claims:
+            taken.add(gi)
+            claims[ci] = [gi]
     return claims

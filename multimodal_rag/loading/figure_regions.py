@@ -17,6 +17,7 @@ from .figure_text import TextLine
 
 # Below these sizes an image is a rule, strip or bullet, never a figure.
 MIN_IMAGE_PX = 32
+MIN_STRIP_PX = 20  # a toolbar strip screenshot may be this short, see _big_enough
 MIN_IMAGE_PT = 12.0
 # Images whose longest side is under an inch are icons and buttons unless they
 # sit right next to a larger image or are the only thing a caption points at.
@@ -101,6 +102,22 @@ def image_key(info: dict[str, Any]) -> bytes:
     return repr((info.get("width"), info.get("height"), info.get("size"))).encode()
 
 
+def _big_enough(width_px: int, height_px: int) -> bool:
+    """Whether a raster image has enough pixels to be a figure rather than an icon or rule.
+
+    A toolbar screenshot is a strip only 25-30 px tall but hundreds wide; it is kept
+    when its long side has at least eight times the minimum.
+
+    Example:
+        >>> _big_enough(333, 27), _big_enough(26, 26), _big_enough(120, 27)
+        (True, False, False)
+    """
+    short, long = sorted((width_px, height_px))
+    if short >= MIN_IMAGE_PX:
+        return True
+    return short >= MIN_STRIP_PX and long >= 8 * MIN_IMAGE_PX
+
+
 def raster_elements(
     infos: Sequence[dict[str, Any]], page_rect: BBox, decorations: set[bytes]
 ) -> list[Element]:
@@ -125,7 +142,7 @@ def raster_elements(
         w_pt, h_pt = bbox[2] - bbox[0], bbox[3] - bbox[1]
         if min(w_pt, h_pt) < MIN_IMAGE_PT or image_key(info) in decorations:
             continue
-        if min(int(info.get("width", 0)), int(info.get("height", 0))) < MIN_IMAGE_PX:
+        if not _big_enough(int(info.get("width", 0)), int(info.get("height", 0))):
             continue
         if area(bbox) >= BACKGROUND_FRACTION * page_area:
             continue

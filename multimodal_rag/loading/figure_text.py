@@ -109,18 +109,75 @@ def page_lines(text_dict: dict[str, Any]) -> list[TextLine]:
                 rows.append([line])
         for i, row in enumerate(rows):
             row.sort(key=lambda ln: ln["bbox"][0])
-            text = normalize_text(" ".join("".join(s["text"] for s in ln["spans"]) for ln in row))
-            if not text:
-                continue
-            sizes = [s["size"] for ln in row for s in ln["spans"] if s["text"].strip()]
-            bbox = (
-                min(ln["bbox"][0] for ln in row),
-                min(ln["bbox"][1] for ln in row),
-                max(ln["bbox"][2] for ln in row),
-                max(ln["bbox"][3] for ln in row),
-            )
-            out.append(TextLine(bbox, text, max(sizes) if sizes else 0.0, i == 0))
+            for k, part in enumerate(_caption_segments(row)):
+                text = normalize_text(
+                    " ".join("".join(s["text"] for s in ln["spans"]) for ln in part)
+                )
+                if not text:
+                    continue
+                sizes = [s["size"] for ln in part for s in ln["spans"] if s["text"].strip()]
+                bbox = (
+                    min(ln["bbox"][0] for ln in part),
+                    min(ln["bbox"][1] for ln in part),
+                    max(ln["bbox"][2] for ln in part),
+                    max(ln["bbox"][3] for ln in part),
+                )
+                out.append(TextLine(bbox, text, max(sizes) if sizes else 0.0, i == 0 or k > 0))
+    out = [part for ln in out for part in split_caption_row(ln)]
     out.sort(key=lambda ln: (round(ln.bbox[1]), ln.bbox[0]))
+    return out
+
+
+def _line_text(line: dict[str, Any]) -> str:
+    return normalize_text("".join(s["text"] for s in line["spans"]))
+
+
+def _caption_segments(row: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """A row's PDF lines, cut before each one that starts a caption when the row does.
+
+    Captions of figures set side by side share a row (and a block): each is its
+    own line, so it is matched to the figure above it, not merged with its neighbour.
+    """
+    if len(row) < 2 or _CAPTION_RE.match(_line_text(row[0])) is None:
+        return [row]
+    parts: list[list[dict[str, Any]]] = [[row[0]]]
+    for ln in row[1:]:
+        if _CAPTION_RE.match(_line_text(ln)):
+            parts.append([ln])
+        else:
+            parts[-1].append(ln)
+    return parts
+
+
+# A second caption label inside a line: "Figure 5.1: Front panel   Figure 5.2: Rear panel".
+_SECOND_LABEL_RE = re.compile(rf"\s(?=fig(?:ure)?\.?\s*{_NUM}(?![\d])\s*[:.|\-\u2013\u2014])", re.I)
+
+
+def split_caption_row(line: TextLine) -> list[TextLine]:
+    """Split a line holding the captions of figures set side by side into one line each.
+
+    Two captions printed on one row share a text block, and often one PDF line;
+    each part gets the share of the line's width its characters take, which is
+    enough to tell which figure it sits under.
+
+    Example:
+        >>> row = TextLine((72, 270, 500, 280), "Figure 5.1: Front Figure 5.2: Rear", 9, True)
+        >>> [(ln.text, round(ln.bbox[0])) for ln in split_caption_row(row)]
+        [('Figure 5.1: Front', 72), ('Figure 5.2: Rear', 286)]
+    """
+    if _CAPTION_RE.match(line.text) is None:
+        return [line]
+    cuts = [m.start() for m in _SECOND_LABEL_RE.finditer(line.text) if m.start() > 0]
+    if not cuts:
+        return [line]
+    x0, y0, x1, y1 = line.bbox
+    width, n = x1 - x0, len(line.text)
+    out: list[TextLine] = []
+    for i, (a, b) in enumerate(zip([0, *cuts], [*cuts, n], strict=True)):
+        text = line.text[a:b].strip()
+        if text:
+            box = (x0 + width * a / n, y0, x0 + width * b / n, y1)
+            out.append(TextLine(box, text, line.size, line.first_in_block or i > 0))
     return out
 
 

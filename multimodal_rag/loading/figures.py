@@ -23,7 +23,7 @@ from ..config import LoaderConfig
 from ..errors import DocumentLoadError
 from ..records import BBox, Figure, FigureKind, TextChunk
 from . import ocr
-from .figure_layout import DIRECTIONS, Group, assign, grow, other
+from .figure_layout import DIRECTIONS, Group, assign, assign_beside, grow, other
 from .figure_regions import (
     Element,
     area,
@@ -201,6 +201,10 @@ class FigureFinder:
             taken = {g for gs in claims.values() for g in gs}
             more = assign(other(best), captions, groups, lines, skip=set(claims), taken=taken)
             claims.update(more)
+        rest = [i for i in range(len(captions)) if i not in claims]
+        if rest:  # neither below nor above: a caption in a side column
+            taken = {g for gs in claims.values() for g in gs}
+            claims.update(assign_beside(captions, groups, lines, skip=set(claims), taken=taken))
         return claims
 
     def _figure(

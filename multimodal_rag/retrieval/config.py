@@ -19,7 +19,7 @@ DEFAULT_WEIGHTS: dict[str, float] = {
 VISUAL_WEIGHTS: dict[str, float] = {"linked": 0.8, "figure_text": 1.0}
 """Weights that replace :data:`DEFAULT_WEIGHTS` entries when a query asks for a picture."""
 
-EXACT_WEIGHTS: dict[str, float] = {"keyword": 1.0}
+EXACT_WEIGHTS: dict[str, float] = {"keyword": 1.5}
 """Weights that replace :data:`DEFAULT_WEIGHTS` entries when a query names an exact term."""
 
 
@@ -56,6 +56,10 @@ class RetrieverConfig(BaseModel):
             blurs them.
         exact_weights: Weights replacing those in ``weights`` for such queries
             (applied after ``visual_weights`` when both apply).
+        page_figures: Figures on one page lift each other to this share of
+            the best one's score (``fusion.lift_page_figures``; 0 = off).
+        page_spread: Passages of one page allowed in the top five before the
+            others wait behind them (``fusion.spread_pages``; 0 = off).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -76,3 +80,5 @@ class RetrieverConfig(BaseModel):
     visual_weights: dict[str, float] = Field(default_factory=lambda: dict(VISUAL_WEIGHTS))
     exact_intent: bool = True
     exact_weights: dict[str, float] = Field(default_factory=lambda: dict(EXACT_WEIGHTS))
+    page_figures: float = Field(default=0.0, ge=0)
+    page_spread: int = Field(default=1, ge=0)

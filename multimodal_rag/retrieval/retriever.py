@@ -36,7 +36,16 @@ from llama_index.core.retrievers import BaseRetriever
 from llama_index.core.schema import NodeWithScore, QueryBundle
 
 from ..errors import QueryError
-from ..fusion import bounded_scores, fuse, lead_with_figures, propagate, score_ceiling, unit_boost
+from ..fusion import (
+    bounded_scores,
+    fuse,
+    lead_with_figures,
+    lift_page_figures,
+    propagate,
+    score_ceiling,
+    spread_pages,
+    unit_boost,
+)
 from ..nodes import nodes_to_hits, record_to_node
 from ..query_intent import asks_for_exact_term, asks_for_visual
 from ..records import Hit
@@ -250,6 +259,23 @@ class MultiModalRetriever(BaseRetriever):
                 if (place := state.places.get(rid)) is not None
             }
             fused = unit_boost(fused, units, cfg.page_boost)
+        places = state.places
+
+        def page_of(rid: str) -> tuple[str, int] | None:
+            place = places.get(rid)
+            return None if place is None else (place[0], place[1])
+
+        def is_figure(rid: str) -> bool:
+            place = places.get(rid)
+            return place is not None and place[2] == "figure"
+
+        if cfg.page_figures:
+            fused = lift_page_figures(
+                fused,
+                lambda rid: page_of(rid) if is_figure(rid) else None,
+                lambda doc, page: state.records.on_page(doc, page, "figure"),
+                cfg.page_figures,
+            )
         if cfg.figures_lead:
             # Of several figures on a passage's page, the one this query ranks best leads.
             rank = {rid: i for i, (rid, _) in enumerate(fused)}
@@ -259,6 +285,8 @@ class MultiModalRetriever(BaseRetriever):
                 if (figs := own.get(rid))
             }
             fused = lead_with_figures(fused, leads)
+        if cfg.page_spread:
+            fused = spread_pages(fused, page_of, per_page=cfg.page_spread, keep=is_figure)
         return fused
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
