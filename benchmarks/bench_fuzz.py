@@ -21,10 +21,12 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
 import random
+import resource
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -75,11 +77,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         pool = fuzz.seeds(work / "seeds", args.corpora if args.corpora.is_dir() else None)
         fuzz.prepare_child()
         memory = fuzz.address_space_limit(int(args.memory_gb * (1 << 30)))
+        # Each child starts as a copy of this process: its peak RSS includes these pages.
+        parent_rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         target = work / "mutant.pdf"
-        todo = [
-            *fuzz.mutants(pool, args.files, args.seed),
-            *_whole_mutants(args.corpora, args.whole, args.seed),
-        ]
+        total = args.files + args.whole
+        # Generated one at a time: held all at once, 5,000 mutants of megabyte excerpts
+        # would make the parent (and so every forked child's RSS) gigabytes large.
+        todo = itertools.chain(
+            fuzz.mutants(pool, args.files, args.seed),
+            _whole_mutants(args.corpora, args.whole, args.seed),
+        )
         for n, mutant in enumerate(todo, 1):
             target.write_bytes(mutant.data)
             outcome = fuzz.load_outcome(target, timeout=args.timeout, mem_bytes=memory)
@@ -93,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     file=sys.stderr,
                 )
             if n % 500 == 0:
-                print(f"bench_fuzz: {n}/{len(todo)} files", file=sys.stderr)
+                print(f"bench_fuzz: {n}/{total} files", file=sys.stderr)
     summary = fuzz.summarise(rows)
     failures = [r for r in rows if r["outcome"] not in fuzz.ACCEPTABLE]
     result = {
@@ -102,6 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "seeds": {name: len(data) for name, data in sorted(pool.items())},
         "timeout_s": args.timeout,
+        "parent_rss_kb": parent_rss_kb,
         "memory_limit_gb_over_parent": args.memory_gb,
         "seconds": round(time.perf_counter() - started, 1),
         **summary,

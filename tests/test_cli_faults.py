@@ -185,12 +185,13 @@ def test_full_disk_keeps_the_store_readable_and_unchanged(
         f"mount -t tmpfs -o size=16m tmpfs {d} || exit 99\n"
         f"cp -a {src} {d}/s && (dd if=/dev/zero of={d}/fill bs=64k 2>/dev/null; true)\n"
         f"{cli} info --store {d}/s --json > info.json 2> info.err; echo $? > info.rc\n"
+        f"{cli} query 'front panel' --store {d}/s --json > q.json 2> q.err; echo $? > q.rc\n"
         f"{cli} ingest {shlex.quote(str(other))} --store {d}/s --json > in.json 2> in.err; "
         "echo $? > in.rc\n"
         f"{cli} figures {shlex.quote(str(manual))} --out {d}/figs > fig.out 2> fig.err; "
         "echo $? > fig.rc\n"
         f"rm {d}/fill; {cli} info --store {d}/s --json > after.json 2> after.err\n"
-        "for f in info.rc info.json in.rc in.err in.json fig.rc fig.err after.json; do "
+        "for f in info.rc info.json q.rc q.json in.rc in.err in.json fig.rc fig.err after.json; do "
         'echo "== $f"; cat $f; done\n',
         cwd=tmp_path,
     )
@@ -198,6 +199,8 @@ def test_full_disk_keeps_the_store_readable_and_unchanged(
     parts = dict(p.split("\n", 1) for p in done.stdout.split("== ")[1:])
     assert parts["info.rc"].strip() == "0", parts
     assert [x["doc"] for x in json.loads(parts["info.json"])["documents"]] == ["manual.pdf"]
+    assert parts["q.rc"].strip() == "0", parts
+    assert json.loads(parts["q.json"])["hits"][0]["doc"] == "manual.pdf"
     assert parts["in.rc"].strip() == "2"
     assert f"{disk}/s" in _one_error_line(parts["in.err"])
     assert "error" in json.loads(parts["in.json"])
