@@ -327,7 +327,7 @@ def _stem_images(article: Path, root: Path) -> list[Path]:
     stem = article.stem.lower()
     found = set()
     for folder in (article.parent, article.parent / "images"):
-        if folder.is_dir():
+        if _inside(folder, root) is not None and folder.is_dir():
             for p in folder.iterdir():
                 name = p.name.lower()
                 rest = name[len(stem) : len(stem) + 1]
