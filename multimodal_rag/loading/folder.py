@@ -327,19 +327,25 @@ def _stem_images(article: Path, root: Path) -> list[Path]:
     stem = article.stem.lower()
     found = set()
     for folder in (article.parent, article.parent / "images"):
-        if _inside(folder, root) is not None and folder.is_dir():
-            for p in folder.iterdir():
-                name = p.name.lower()
-                rest = name[len(stem) : len(stem) + 1]
-                if p.suffix.lower() not in IMAGE_SUFFIXES or not name.startswith(stem):
-                    continue
-                if rest.isalpha():
-                    continue
-                real = _inside(p, root)
-                if real is None:
-                    logger.warning("%s: image %s lies outside the folder; skipped", article, p)
-                elif real.is_file():
-                    found.add(real)
+        if _inside(folder, root) is None or not folder.is_dir():
+            continue
+        try:
+            entries = sorted(folder.iterdir())
+        except OSError as e:
+            logger.warning("%s: cannot list %s (%s); its images skipped", article, folder, e)
+            continue
+        for p in entries:
+            name = p.name.lower()
+            rest = name[len(stem) : len(stem) + 1]
+            if p.suffix.lower() not in IMAGE_SUFFIXES or not name.startswith(stem):
+                continue
+            if rest.isalpha():
+                continue
+            real = _inside(p, root)
+            if real is None:
+                logger.warning("%s: image %s lies outside the folder; skipped", article, p)
+            elif real.is_file():
+                found.add(real)
     return sorted(found)
 
 
