@@ -1,9 +1,15 @@
 """The `mmrag` command line.
 
 Every command takes ``--json`` and then prints exactly one JSON document on
-stdout; logs and progress bars go to stderr. Exit code 0 on success, 2 on bad
-input (one line on stderr, no traceback). Heavy libraries are imported only
-inside the command that needs them, so ``mmrag --help`` answers at once.
+stdout, also when it fails (``{"error": {"type", "message", ...}}``; ``ingest``
+reports failed documents in its usual document list); logs and progress bars
+go to stderr. Exit code 0 on success, 2 on bad input or a fault (a full disk,
+a read-only store, a broken file): one line on stderr naming the file, no
+traceback. A failed document of ``ingest`` is one line and does not stop the
+others. A reader that closes the pipe early (``mmrag info --json | head``)
+ends the command quietly with exit code 141, as a shell does. Heavy libraries
+are imported only inside the command that needs them, so ``mmrag --help``
+answers at once.
 """
 
 from __future__ import annotations
@@ -11,15 +17,19 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from .errors import MultimodalRAGError
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for `cmd | head`
 
 logger = logging.getLogger("multimodal_rag.cli")
 
@@ -138,7 +148,49 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _open_index(args: argparse.Namespace, *, create: bool, profile: str | None = None) -> Any:
+def _check_url(url: str | None) -> None:
+    if url is None:
+        return
+    try:
+        parsed = urlparse(url)
+        parsed.port  # noqa: B018 - parsing the port is what raises for "http://h:x"
+    except ValueError as e:
+        raise _UsageError(f"--chroma-url {url!r} is not a valid URL ({e})") from e
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise _UsageError(f"--chroma-url {url!r}: expected a URL like http://127.0.0.1:8000")
+
+
+@contextmanager
+def _store_folder(args: argparse.Namespace, *, changes: bool) -> Iterator[str | None]:
+    """The folder to open for ``args.store``: itself, or a private copy when it cannot be
+    written and the command only reads (see :mod:`multimodal_rag.readonly`)."""
+    _check_url(args.chroma_url)
+    if args.store is None or not Path(args.store).is_dir():
+        yield args.store
+        return
+    from .errors import StoreError
+    from .readonly import private_copy, writable
+
+    ok, why = writable(args.store)
+    if ok:
+        yield args.store
+    elif changes:
+        raise StoreError(f"{why}; `mmrag {args.command}` changes the store", location=args.store)
+    else:
+        with private_copy(args.store, why) as copy:
+            yield str(copy)
+
+
+def _point_back(store: Any, args: argparse.Namespace) -> None:
+    """Make a store opened from a private copy name, and read figures from, the original."""
+    if args.store is not None and Path(store.location) != Path(args.store):
+        store.location = args.store
+        store.figures_dir = Path(args.store) / "figures"
+
+
+def _open_index(
+    args: argparse.Namespace, folder: str | None, *, create: bool, profile: str | None = None
+) -> Any:
     from .config import LoaderConfig
     from .index import MultimodalIndex
 
@@ -147,8 +199,8 @@ def _open_index(args: argparse.Namespace, *, create: bool, profile: str | None =
         loader = loader.model_copy(update={"chunk_size": args.chunk_size})
     if getattr(args, "no_ocr", False):
         loader = loader.model_copy(update={"ocr": False})
-    return MultimodalIndex.open(
-        args.store,
+    index = MultimodalIndex.open(
+        folder,
         url=args.chroma_url,
         profile_name=profile,
         create=create,
@@ -156,14 +208,37 @@ def _open_index(args: argparse.Namespace, *, create: bool, profile: str | None =
         text_precision=getattr(args, "precision", None),
         lock_timeout=getattr(args, "lock_timeout", 60.0),
     )
+    _point_back(index.store, args)
+    return index
+
+
+def _retriever_config(args: argparse.Namespace) -> Any:
+    from pydantic import ValidationError
+
+    from .retrieval import RetrieverConfig
+
+    try:
+        return RetrieverConfig(top_k=args.top_k)
+    except ValidationError as e:
+        limits = RetrieverConfig.model_fields["top_k"].metadata
+        bounds = {k: getattr(m, k) for m in limits for k in ("ge", "le") if hasattr(m, k)}
+        raise _UsageError(
+            f"--top-k {args.top_k}: must be from {bounds.get('ge', 1)} to {bounds.get('le', '?')}"
+        ) from e
+
+
+_emitted = False  # whether this run printed its JSON document already
 
 
 def _emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
+    global _emitted
+    _emitted = True
     if args.json:
         json.dump(payload, sys.stdout, ensure_ascii=False)
         sys.stdout.write("\n")
     else:
         sys.stdout.write(text.rstrip("\n") + "\n")
+    sys.stdout.flush()
 
 
 def _hit_line(hit: Any) -> str:
@@ -188,7 +263,8 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
         # Loaded before the store is touched: a missing model fails fast, changing nothing.
         captioner = load_captioner(args.caption_model)
-    index = _open_index(args, create=True, profile=args.profile)
+    with _store_folder(args, changes=True) as folder:
+        index = _open_index(args, folder, create=True, profile=args.profile)
     from .ingest.workers import default_workers
 
     report = index.ingest(
@@ -211,26 +287,18 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     ]
     lines.append(f"{report.embeddings_computed} embeddings in {report.seconds:.1f} s")
     _emit(args, payload, "\n".join(lines))
-    if report.failed:
-        print(
-            f"mmrag: {len(report.failed)} document(s) failed: {report.failed[0].error}",
-            file=sys.stderr,
-        )
-        return EXIT_BAD_INPUT
-    return EXIT_OK
+    for failed in report.failed:
+        print(f"mmrag: error: {_one_line(failed.error or failed.doc)}", file=sys.stderr)
+    return EXIT_BAD_INPUT if report.failed else EXIT_OK
 
 
 def _cmd_query(args: argparse.Namespace) -> int:
     if not args.text.strip() and not args.image:
         raise _UsageError("the query is empty: give TEXT, --image FILE, or both")
-    if args.top_k < 1:
-        raise _UsageError("--top-k must be at least 1")
-    from .retrieval import RetrieverConfig
-
-    index = _open_index(args, create=False)
-    hits = index.as_retriever(RetrieverConfig(top_k=args.top_k)).search(
-        args.text or None, image=args.image
-    )
+    config = _retriever_config(args)
+    with _store_folder(args, changes=False) as folder:
+        index = _open_index(args, folder, create=False)
+        hits = index.as_retriever(config).search(args.text or None, image=args.image)
     payload = {"query": args.text, "image": args.image, "hits": [h.to_json() for h in hits]}
     text = "\n".join(_hit_line(h) for h in hits) or "no results"
     _emit(args, payload, text)
@@ -238,9 +306,11 @@ def _cmd_query(args: argparse.Namespace) -> int:
 
 
 def _cmd_ask(args: argparse.Namespace) -> int:
-    index = _open_index(args, create=False)
-    engine = index.as_query_engine(llm=None, top_k=args.top_k)
-    response = engine.query(args.text)
+    _retriever_config(args)
+    with _store_folder(args, changes=False) as folder:
+        index = _open_index(args, folder, create=False)
+        engine = index.as_query_engine(llm=None, top_k=args.top_k)
+        response = engine.query(args.text)
     payload = {"query": args.text, "answer": str(response), **(response.metadata or {})}
     _emit(args, payload, str(response))
     return EXIT_OK
@@ -279,12 +349,20 @@ def _cmd_figures(args: argparse.Namespace) -> int:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from .evaluation import evaluate, load_questions, markdown_table, write_report
-    from .retrieval import RetrieverConfig
 
+    config = _retriever_config(args)
+    if args.report:
+        try:  # before anything is computed or written
+            import matplotlib  # noqa: F401
+        except ImportError as e:
+            raise _UsageError(
+                "--report draws a chart with matplotlib, which is not installed: "
+                "pip install 'multimodal_rag[eval]'"
+            ) from e
     questions = load_questions(args.questions)
-    index = _open_index(args, create=False)
-    retriever = index.as_retriever(RetrieverConfig(top_k=args.top_k))
-    result = evaluate(questions, retriever, k=args.top_k)
+    with _store_folder(args, changes=False) as folder:
+        index = _open_index(args, folder, create=False)
+        result = evaluate(questions, index.as_retriever(config), k=args.top_k)
     if args.report:
         write_report(result, args.report)
     _emit(args, result.to_json(), markdown_table(result))
@@ -292,7 +370,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_remove(args: argparse.Namespace) -> int:
-    index = _open_index(args, create=False)
+    with _store_folder(args, changes=True) as folder:
+        index = _open_index(args, folder, create=False)
     if not index.remove(args.doc):
         raise _UsageError(f"{args.doc} is not in the store (see `mmrag info`)")
     _emit(args, {"removed": args.doc}, f"removed {args.doc}")
@@ -302,8 +381,10 @@ def _cmd_remove(args: argparse.Namespace) -> int:
 def _cmd_info(args: argparse.Namespace) -> int:
     from .store import open_store
 
-    store = open_store(args.store, url=args.chroma_url, create=False)
-    payload = store.describe()
+    with _store_folder(args, changes=False) as folder:
+        store = open_store(folder, url=args.chroma_url, create=False)
+        _point_back(store, args)
+        payload = store.describe()
     lines = [f"store: {store.location}", f"models: {payload['models']}"]
     lines += [
         f"  {d['doc']}: {d['pages']} pages, {d['text_chunks']} chunks, {d['figures']} figures"
@@ -349,14 +430,58 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="mmrag: %(levelname)s: %(message)s",
         stream=sys.stderr,
     )
+    global _emitted
+    _emitted = False
+    for stream in (sys.stdout, sys.stderr):
+        # A file name with bytes that are not UTF-8 must print, not raise: write them \xNN.
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
     try:
         return _COMMANDS[args.command](args)
+    except BrokenPipeError:
+        # The reader is gone (`| head`): nothing more to say, and nobody to say it to.
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except (MultimodalRAGError, _UsageError) as e:
-        print(f"mmrag: error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _fail(args, e, str(e))
+    except OSError as e:  # a full disk or a vanished file below our own checks
+        where = f"{e.filename}: " if e.filename else ""
+        return _fail(args, e, f"{where}{e.strerror or e}")
+    except RecursionError as e:
+        return _fail(args, e, "input nested too deeply to be read")
+    except Exception as e:
+        # Chroma raises its own errors where the store layer lets one through
+        # (a database opened on a full disk); anything else is a bug: traceback.
+        if type(e).__module__.split(".")[0] != "chromadb":
+            raise
+        where = getattr(args, "store", None) or getattr(args, "chroma_url", None) or "?"
+        return _fail(args, e, f"store {where}: Chroma failed: {e}")
     except KeyboardInterrupt:
         print("mmrag: interrupted; run the same command again to finish", file=sys.stderr)
         return 130
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _fail(args: argparse.Namespace, error: BaseException, message: str) -> int:
+    """One line on stderr; with ``--json`` also the failure as the run's JSON document."""
+    message = _one_line(message)
+    print(f"mmrag: error: {message}", file=sys.stderr)
+    if getattr(args, "json", False) and not _emitted:
+        detail: dict[str, Any] = {"type": type(error).__name__.lstrip("_"), "message": message}
+        for key in ("path", "page", "line", "location", "model"):
+            value = getattr(error, key, None)
+            if value is not None:
+                detail[key] = value if isinstance(value, int) else str(value)
+        try:
+            _emit(args, {"error": detail}, "")
+        except BrokenPipeError:
+            pass
+    return EXIT_BAD_INPUT
 
 
 if __name__ == "__main__":

@@ -90,6 +90,9 @@ class LoaderConfig(_Frozen):
         max_image_pixels: Images with more pixels than this are refused
             (decompression bombs) and the figure is skipped with a warning.
         render_dpi: Resolution at which vector figures are rendered to PNG.
+        max_text_bytes: Larger article files (``.md``, ``.txt``, ``.html``) are
+            refused with a message before they are read: a 200 MB log file
+            would otherwise become a quarter of a million chunks.
     """
 
     chunk_size: int = Field(default=1000, ge=100, le=20000)
@@ -97,3 +100,4 @@ class LoaderConfig(_Frozen):
     ocr: bool | None = None
     max_image_pixels: int = Field(default=60_000_000, ge=1)
     render_dpi: int = Field(default=110, ge=36, le=600)
+    max_text_bytes: int = Field(default=16_000_000, ge=1)

@@ -19,6 +19,7 @@ The command line turns each of these into a one-line message and exit code 2.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 __all__ = [
@@ -32,6 +33,12 @@ __all__ = [
     "StoreMismatchError",
     "StoreNotFoundError",
 ]
+
+
+def _printable(path: Path) -> str:
+    # A file name that is not UTF-8 arrives with surrogate escapes, which no
+    # terminal or JSON encoder takes; show its odd bytes as \xNN instead.
+    return os.fsencode(path).decode("utf-8", errors="backslashreplace")
 
 
 class MultimodalRAGError(Exception):
@@ -49,7 +56,8 @@ class DocumentLoadError(MultimodalRAGError):
     def __init__(self, message: str, *, path: str | Path, page: int | None = None) -> None:
         self.path = Path(path)
         self.page = page
-        where = f"{self.path}" if page is None else f"{self.path}, page {page}"
+        shown = _printable(self.path)
+        where = shown if page is None else f"{shown}, page {page}"
         super().__init__(f"{where}: {message}")
 
 
@@ -117,5 +125,6 @@ class EvaluationError(MultimodalRAGError):
     def __init__(self, message: str, *, path: str | Path, line: int | None = None) -> None:
         self.path = Path(path)
         self.line = line
-        where = f"{self.path}" if line is None else f"{self.path}:{line}"
+        shown = _printable(self.path)
+        where = shown if line is None else f"{shown}:{line}"
         super().__init__(f"{where}: {message}")

@@ -26,6 +26,11 @@ path              method  what
 ``/api/reset``    POST    ``{"session"}``: forget that conversation
 ``/figures/NAME`` GET     a figure PNG of the store (content-addressed names only)
 ================  ======  ===========================================================
+
+A malformed request gets a 400 with ``{"error": ...}`` and one info line in the
+log, never a traceback; a client that stops sending mid-request gets a 408
+after ``READ_TIMEOUT_S`` and frees its thread; a client that hangs up before
+the answer is written is logged on one info line.
 """
 
 from __future__ import annotations
@@ -55,6 +60,9 @@ logger = logging.getLogger("mmrag.chatbot")
 
 PAGE = Path(__file__).with_name("index.html")
 MAX_BODY_BYTES = 64 * 1024
+# Seconds a client may take to send each part of a request; a partial body would
+# otherwise hold its server thread forever.
+READ_TIMEOUT_S = 10.0
 MAX_MESSAGE_CHARS = 2000
 # Conversations kept in memory; the oldest is dropped first (a demo, not a session store).
 MAX_SESSIONS = 200
@@ -66,6 +74,10 @@ SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 class BadRequest(ValueError):
     """A request the client must fix (HTTP 400)."""
+
+
+class RequestTimeout(BadRequest):
+    """The client stopped sending in the middle of its request (HTTP 408)."""
 
 
 class ChatService:
@@ -171,10 +183,25 @@ class ChatServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], service: ChatService) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        service: ChatService,
+        *,
+        read_timeout: float = READ_TIMEOUT_S,
+    ) -> None:
         self.service = service
         self.page = PAGE.read_bytes()
+        self.read_timeout = read_timeout
         super().__init__(address, ChatHandler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up or stalls is routine: one log line, no traceback."""
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionError, TimeoutError)):
+            logger.info("%s: connection dropped (%s)", client_address[0], type(error).__name__)
+            return
+        super().handle_error(request, client_address)
 
     @property
     def url(self) -> str:
@@ -188,6 +215,10 @@ class ChatHandler(BaseHTTPRequestHandler):
 
     server: ChatServer
     server_version = "mmrag-chatbot/0.1"
+
+    def setup(self) -> None:
+        self.timeout = self.server.read_timeout  # applied to the socket by setup()
+        super().setup()
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.info("%s " + format, self.address_string(), *args)
@@ -216,9 +247,17 @@ class ChatHandler(BaseHTTPRequestHandler):
         if length <= 0 or length > MAX_BODY_BYTES:
             raise BadRequest(f"the body must be 1 to {MAX_BODY_BYTES} bytes of JSON")
         try:
-            data = json.loads(self.rfile.read(length).decode("utf-8"))
+            raw = self.rfile.read(length)
+        except TimeoutError as e:
+            raise RequestTimeout(f"the body did not arrive within {self.timeout} s") from e
+        if len(raw) < length:
+            raise BadRequest(f"the body ended after {len(raw)} of {length} bytes")
+        try:
+            data = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise BadRequest(f"the body is not JSON: {e}") from e
+        except RecursionError as e:
+            raise BadRequest("the body is JSON nested too deeply") from e
         if not isinstance(data, dict):
             raise BadRequest("the body must be a JSON object")
         return data
@@ -258,7 +297,12 @@ class ChatHandler(BaseHTTPRequestHandler):
                 self._json(HTTPStatus.OK, {"reset": True})
             else:
                 self._error(HTTPStatus.NOT_FOUND, "not found")
+        except RequestTimeout as e:
+            logger.info("%s: %s", self.address_string(), e)
+            self.close_connection = True
+            self._error(HTTPStatus.REQUEST_TIMEOUT, str(e))
         except BadRequest as e:
+            logger.info("%s: bad request: %s", self.address_string(), e)
             self._error(HTTPStatus.BAD_REQUEST, str(e))
         except MultimodalRAGError as e:
             logger.error("chat failed: %s", e)

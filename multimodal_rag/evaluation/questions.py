@@ -207,6 +207,10 @@ def load_questions(path: str | Path) -> list[Question]:
             raw = json.loads(line)
         except json.JSONDecodeError as e:
             raise EvaluationError(f"not valid JSON ({e.msg})", path=path, line=number) from e
+        except RecursionError as e:  # [[[[... a hundred thousand deep
+            raise EvaluationError(
+                "JSON nested too deeply to be a question", path=path, line=number
+            ) from e
         question = _question(raw, fail, path.parent)
         if question.id in first_line:
             fail(f"duplicate id {question.id!r} (first on line {first_line[question.id]})")

@@ -163,10 +163,16 @@ def write_report(result: EvalResult, out_dir: str | Path) -> dict[str, Path]:
     Returns:
         ``{"json": ..., "markdown": ..., "chart": ...}``, the paths written.
 
+    Raises:
+        ImportError: matplotlib is not installed (``pip install 'multimodal_rag[eval]'``);
+            raised before anything is written.
+
     Example:
         >>> write_report(evaluate(questions, retriever), "report/")  # doctest: +SKIP
         {'json': PosixPath('report/eval.json'), ...}
     """
+    import matplotlib  # noqa: F401 - missing, it fails here, before any file is written
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "eval.json", "markdown": out / "eval.md", "chart": out / "eval.png"}

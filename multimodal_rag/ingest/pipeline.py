@@ -33,18 +33,21 @@ def sources(
 ) -> Iterator[tuple[str, Callable[[], LoadedDocument]]]:
     """(doc name, loader thunk) for each document under ``path``."""
     from ..loading.folder import load_folder
+    from ..loading.names import doc_name
     from ..loading.pdf import load_pdf
 
     if path.is_dir():
         try:
             articles = load_folder(path, config)
         except DocumentLoadError as e:
-            report.documents.append(DocumentReport(path.name, "failed", error=str(e)))
+            report.documents.append(
+                DocumentReport(doc_name(Path(path.name)), "failed", error=str(e))
+            )
             return
         for article in articles:
             yield article.doc, functools.partial(_identity, article)
     else:
-        yield path.name, functools.partial(load_pdf, path, config)
+        yield doc_name(Path(path.name)), functools.partial(load_pdf, path, config)
 
 
 def ingest_paths(
@@ -107,7 +110,8 @@ def ingest_paths(
         def commit(i: int, result: LoadedDocument | str, embedded: Embedded | None) -> None:
             doc, entry, _ = todo[i]
             if isinstance(result, str):
-                logger.error("%s", result)
+                # The caller reports failures (the CLI one line each); this is the log's copy.
+                logger.info("%s", result)
                 report.documents.append(DocumentReport(doc, "failed", error=result))
             elif entry is not None and entry.content_hash == result.content_hash:
                 report.documents.append(_unchanged(entry))

@@ -286,9 +286,19 @@ class DocumentWriter:
                 embedded = embed_document(loaded, self.text_embedder, self.image_embedder, bar)
             finally:
                 bar.close()
-        records = self._write_records(loaded.doc, version, chunks, figures, embedded)
-        segment = Segment.build(loaded.doc, version, records)
-        self.store.put_blob(segment_key(loaded.doc, version), segment.to_bytes())
+        try:
+            records = self._write_records(loaded.doc, version, chunks, figures, embedded)
+            segment = Segment.build(loaded.doc, version, records)
+            self.store.put_blob(segment_key(loaded.doc, version), segment.to_bytes())
+        except StoreError:
+            # Nothing of this version is visible; take it away now if the store lets us
+            # (a full disk may), else the next writer does, from the pending marker.
+            try:
+                self._delete_version(loaded.doc, version)
+                self.store.delete_blob(marker)
+            except StoreError as e:
+                logger.warning("%s: left for the next writer to clean up: %s", loaded.doc, e)
+            raise
         entry = DocumentEntry(
             doc=loaded.doc,
             content_hash=loaded.content_hash,

@@ -32,6 +32,15 @@ def extract_image(
     """
     import pymupdf
 
+    # extract_image decodes every image it cannot hand back as stored (all but JPEG and
+    # friends), so the cap is checked from the image dictionary first.
+    width, height = _xref_int(doc, xref, "Width"), _xref_int(doc, xref, "Height")
+    if width * height > max_pixels:
+        raise DocumentLoadError(
+            f"image of {width}x{height} pixels exceeds the limit of {max_pixels} pixels",
+            path=path,
+            page=page,
+        )
     try:
         info = doc.extract_image(xref)  # type: ignore[no-untyped-call]
     except (RuntimeError, ValueError, pymupdf.mupdf.FzErrorBase) as e:
@@ -48,6 +57,20 @@ def extract_image(
             page=page,
         )
     return decode_image(info["image"], max_pixels=max_pixels, path=path, page=page)
+
+
+def _xref_int(doc: pymupdf.Document, xref: int, key: str) -> int:
+    """An integer entry of an object's dictionary; 0 when absent or not an integer."""
+    import pymupdf
+
+    try:
+        kind, value = doc.xref_get_key(xref, key)  # type: ignore[no-untyped-call]
+    except (RuntimeError, ValueError, pymupdf.mupdf.FzErrorBase):
+        return 0
+    try:
+        return int(value) if kind == "int" else 0
+    except ValueError:
+        return 0
 
 
 def render_region(

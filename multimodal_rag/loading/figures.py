@@ -78,9 +78,12 @@ class FigureFinder:
         self._infos: dict[int, list[dict[str, Any]]] = {}
         pages_with: Counter[bytes] = Counter()
         spots: Counter[tuple[bytes, tuple[int, ...]]] = Counter()
-        for page in doc:  # type: ignore[attr-defined]
+        # By index, not `for page in doc`: a page that cannot be loaded (a cycle in the
+        # page tree) must cost that page, which the loader skips, not the document.
+        for index in range(doc.page_count):
             try:
-                infos = page.get_image_info(hashes=True)
+                page = doc.load_page(index)  # type: ignore[no-untyped-call]
+                infos = self._image_infos(page)
             except _mupdf_errors():
                 continue  # find() meets the broken page again and reports it
             self._infos[page.number] = infos
@@ -112,7 +115,7 @@ class FigureFinder:
         try:
             infos = self._infos.pop(page.number, None)
             if infos is None:
-                infos = page.get_image_info(hashes=True)
+                infos = self._image_infos(page)
             drawings = page.get_drawings()
         except _mupdf_errors() as e:
             raise DocumentLoadError(
@@ -133,6 +136,21 @@ class FigureFinder:
                 figures += [fig] if fig else []
         figures.sort(key=lambda f: (f.bbox[1], f.bbox[0]))
         return figures
+
+    def _image_infos(self, page: pymupdf.Page) -> list[dict[str, Any]]:
+        """The images drawn on a page, with pixel digests when that is safe.
+
+        A digest needs the decoded pixels, so the sizes are read first (from the
+        images' headers, nothing decoded): with an image over the pixel cap on the
+        page, a 30000x30000 "decompression bomb" that would take a gigabyte to
+        hash, the page's images go without digests (:func:`image_key` then falls
+        back to their sizes) and :meth:`_pixels` refuses the big one.
+        """
+        cap = self._config.max_image_pixels
+        infos: list[dict[str, Any]] = page.get_image_info(hashes=False)
+        if any(int(i.get("width", 0)) * int(i.get("height", 0)) > cap for i in infos):
+            return infos
+        return page.get_image_info(hashes=True)
 
     def finish(self, figures: list[Figure], chunks: Sequence[TextChunk]) -> list[Figure]:
         """Attach OCR'd labels and referring sentences, once every page is done.
@@ -273,14 +291,16 @@ class FigureFinder:
         single = len(elements) == 1 and not notes
         images: list[Image.Image] = []
         for e in elements:
-            if e.kind != "raster" or not (parts or single):
-                continue
-            if e.px[0] * e.px[1] > cap:
+            # Checked for every raster, rendered or not: rendering the region decodes it too.
+            if e.kind == "raster" and e.px[0] * e.px[1] > cap:
                 raise DocumentLoadError(
                     f"image of {e.px[0]}x{e.px[1]} pixels exceeds the limit of {cap} pixels",
                     path=self._name,
                     page=pno,
                 )
+        for e in elements:
+            if e.kind != "raster" or not (parts or single):
+                continue
             xref = 0 if e.masked else _xref_for(page, e)
             if xref:
                 img = extract_image(self._doc, xref, max_pixels=cap, path=self._name, page=pno)

@@ -22,6 +22,15 @@ relative to the folder (``"animals/cat.md"``); an article is one page.
   Their context is the article's title.
 - Remote sources (``http:``, ``//``, ``data:``) are skipped with an info log (no
   network); a missing, undecodable or oversized image is skipped with a warning.
+- Nothing outside the folder is ever read, whatever the route: a reference
+  with ``../``, an image found by its name, an article or an ``images/`` folder
+  that is a symlink. Every path is resolved (symlinks followed) and skipped
+  with a warning when it lands outside; symlinked folders are not walked.
+- Articles are UTF-8, or UTF-16/UTF-32 (by byte-order mark, or UTF-16 told by
+  its NUL bytes), else read as cp1252; a file with NUL bytes that is not
+  UTF-16 is refused, and so is one larger than ``LoaderConfig.max_text_bytes``.
+  A ``doc`` keeps the file name as on disk; bytes that are not UTF-8 are
+  written ``\\xNN``.
 
 ``content_hash`` covers the article's bytes and the bytes of every image it
 uses, so editing an image re-ingests the article.
@@ -31,6 +40,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -43,6 +53,8 @@ from ..config import LoaderConfig
 from ..errors import DocumentLoadError
 from ..records import Figure, LoadedDocument, TextChunk
 from .images import decode_image, to_png
+from .names import doc_name
+from .textfiles import decode_text
 
 __all__ = ["ARTICLE_SUFFIXES", "IMAGE_SUFFIXES", "load_folder"]
 
@@ -287,8 +299,8 @@ def _resolve(src: str, article: Path, root: Path) -> Path | None:
     if src.startswith("//") or re.match(r"^[a-z][a-z0-9+.\-]*:", src, re.I):
         logger.info("%s: skipping remote image %s (no network)", article, src[:80])
         return None
-    path = (root / src.lstrip("/") if src.startswith("/") else article.parent / src).resolve()
-    if not path.is_relative_to(root):
+    path = _inside(root / src.lstrip("/") if src.startswith("/") else article.parent / src, root)
+    if path is None:
         logger.warning("%s: image %s lies outside the folder; skipped", article, src)
         return None
     if not path.is_file():
@@ -297,31 +309,69 @@ def _resolve(src: str, article: Path, root: Path) -> Path | None:
     return path
 
 
-def _stem_images(article: Path) -> list[Path]:
+def _inside(path: Path, root: Path) -> Path | None:
+    """``path`` with every symlink resolved, or ``None`` when that lands outside ``root``.
+
+    Every file the loader reads goes through here, whichever way it was found
+    (a reference, a file name, the folder walk), so a symlink to ``/etc`` or a
+    ``../`` can never bring an outside file into the store. ``root`` is resolved.
+    """
+    try:
+        real = path.resolve()
+    except (OSError, RuntimeError):  # a symlink loop, or an unreadable parent
+        return None
+    return real if real.is_relative_to(root) else None
+
+
+def _stem_images(article: Path, root: Path) -> list[Path]:
     stem = article.stem.lower()
-    found = []
+    found = set()
     for folder in (article.parent, article.parent / "images"):
-        if folder.is_dir():
-            for p in folder.iterdir():
-                name = p.name.lower()
-                rest = name[len(stem) : len(stem) + 1]
-                ok = p.suffix.lower() in IMAGE_SUFFIXES and name.startswith(stem)
-                if ok and not rest.isalpha() and p.is_file():
-                    found.append(p)
+        if _inside(folder, root) is None or not folder.is_dir():
+            continue
+        try:
+            entries = sorted(folder.iterdir())
+        except OSError as e:
+            logger.warning("%s: cannot list %s (%s); its images skipped", article, folder, e)
+            continue
+        for p in entries:
+            name = p.name.lower()
+            rest = name[len(stem) : len(stem) + 1]
+            if p.suffix.lower() not in IMAGE_SUFFIXES or not name.startswith(stem):
+                continue
+            if rest.isalpha():
+                continue
+            real = _inside(p, root)
+            if real is None:
+                logger.warning("%s: image %s lies outside the folder; skipped", article, p)
+            elif real.is_file():
+                found.add(real)
     return sorted(found)
 
 
-def _load_article(path: Path, root: Path, config: LoaderConfig) -> LoadedDocument:
-    doc = path.relative_to(root).as_posix()
+def _read_article(path: Path, real: Path, limit: int) -> bytes:
+    """The article's bytes, refusing files over ``limit`` before reading them."""
     try:
-        raw = path.read_bytes()
+        size = real.stat().st_size
+        if size <= limit:
+            with real.open("rb") as fh:
+                raw = fh.read(limit + 1)  # a file that grows while read is still capped
+            size = len(raw)
     except OSError as e:
-        raise DocumentLoadError(f"cannot read article: {e}", path=path) from e
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        logger.info("%s: not UTF-8, read as cp1252", path)
-        text = raw.decode("cp1252", errors="replace")
+        raise DocumentLoadError(f"cannot read article: {e.strerror or e}", path=path) from e
+    if size > limit:
+        raise DocumentLoadError(
+            f"article is {size / 1e6:.1f} MB, over the {limit / 1e6:.1f} MB limit for text "
+            "files (LoaderConfig.max_text_bytes)",
+            path=path,
+        )
+    return raw
+
+
+def _load_article(path: Path, root: Path, config: LoaderConfig, real: Path) -> LoadedDocument:
+    doc = doc_name(path.relative_to(root))
+    raw = _read_article(path, real, config.max_text_bytes)
+    text = decode_text(raw, path=path)
     suffix = path.suffix.lower()
     parsed = (
         _parse_html(text) if suffix in (".html", ".htm") else _parse_lines(text, suffix != ".txt")
@@ -352,7 +402,7 @@ def _load_article(path: Path, root: Path, config: LoaderConfig) -> LoadedDocumen
             seen.add(image)
             targets.append((image, r))
     if not parsed.refs:
-        targets = [(p, None) for p in _stem_images(path)]
+        targets = [(p, None) for p in _stem_images(path, root)]
 
     figures: list[Figure] = []
     for image, ref in targets:
@@ -361,7 +411,7 @@ def _load_article(path: Path, root: Path, config: LoaderConfig) -> LoadedDocumen
         except OSError as e:
             logger.warning("%s: cannot read image %s (%s); skipped", path, image, e)
             continue
-        digest.update(b"\0" + image.relative_to(root).as_posix().encode() + b"\0" + data)
+        digest.update(b"\0" + os.fsencode(image.relative_to(root).as_posix()) + b"\0" + data)
         try:
             img = decode_image(data, max_pixels=config.max_image_pixels, path=image)
             png = to_png(img)
@@ -432,8 +482,12 @@ def load_folder(path: str | Path, config: LoaderConfig | None = None) -> list[Lo
     )
     docs: list[LoadedDocument] = []
     for article in articles:
+        real = _inside(article, root)
+        if real is None:
+            logger.warning("%s: article is a link to a file outside the folder; skipped", article)
+            continue
         try:
-            docs.append(_load_article(article, root, config))
+            docs.append(_load_article(article, root, config, real))
         except DocumentLoadError as e:
             logger.warning("%s; skipped", e)
     if not docs:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import warnings
@@ -9,7 +10,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from ..errors import DocumentLoadError
+from ..errors import DocumentLoadError, StoreError
 
 
 def decode_image(
@@ -74,12 +75,24 @@ def save_png(png: bytes, out_dir: str | Path) -> Path:
 
     Returns:
         The path of the file (existing or newly written).
+
+    Raises:
+        StoreError: The folder cannot be created or the file written (a full
+            disk, a read-only folder); no partial file is left behind.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     target = out / png_name(png)
-    if not target.exists():
-        tmp = target.with_suffix(".png.tmp")
+    if target.exists():
+        return target
+    tmp = target.with_suffix(".png.tmp")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
         tmp.write_bytes(png)
         tmp.replace(target)  # atomic: a crash never leaves a half-written image
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise StoreError(
+            f"cannot write figure image {target.name}: {e.strerror or e}", location=out
+        ) from e
     return target

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..config import LoaderConfig
 from ..errors import DocumentLoadError
 from ..records import BBox, ChunkRole, Figure, LoadedDocument, TextChunk
+from .names import printable
 from .text import Paragraph, Row, chunk_paragraphs, compound_words, normalize, page_rows, paragraphs
 
 if TYPE_CHECKING:
@@ -116,18 +117,28 @@ def _open(path: Path, complete: bool) -> pymupdf.Document:
     import pymupdf
 
     try:
-        doc = pymupdf.open(path, filetype="pdf")  # type: ignore[no-untyped-call]
-    except (RuntimeError, ValueError, pymupdf.mupdf.FzErrorBase) as e:
+        if printable(str(path)) == str(path):
+            doc = pymupdf.open(path, filetype="pdf")  # type: ignore[no-untyped-call]
+        else:
+            # MuPDF takes file names as UTF-8 only; a name that is not (Latin-1 bytes
+            # from an old archive) is opened from its bytes instead.
+            doc = pymupdf.open(stream=path.read_bytes(), filetype="pdf")  # type: ignore[no-untyped-call]
+    except OSError as e:
+        raise DocumentLoadError(f"cannot read file: {e.strerror or e}", path=path) from e
+    except _page_errors() as e:
         raise DocumentLoadError(f"cannot open PDF: {e}", path=path) from e
     problem = None
-    if not complete and doc.is_repaired:
-        # A cut-off download: the cross-reference table at the end is gone, and
-        # MuPDF's repair silently drops whatever the missing bytes held.
-        problem = "truncated PDF (no %%EOF marker at the end; MuPDF had to repair it)"
-    elif doc.needs_pass:
-        problem = "PDF is encrypted and needs a password"
-    elif doc.page_count == 0:
-        problem = "PDF has no pages"
+    try:
+        if not complete and doc.is_repaired:
+            # A cut-off download: the cross-reference table at the end is gone, and
+            # MuPDF's repair silently drops whatever the missing bytes held.
+            problem = "truncated PDF (no %%EOF marker at the end; MuPDF had to repair it)"
+        elif doc.needs_pass:
+            problem = "PDF is encrypted and needs a password"
+        elif doc.page_count == 0:
+            problem = "PDF has no pages"
+    except _page_errors() as e:  # "Invalid number of pages": a /Count MuPDF cannot believe
+        problem = f"broken page tree ({e})"
     if problem:
         doc.close()  # type: ignore[no-untyped-call]
         raise DocumentLoadError(problem, path=path)
@@ -469,7 +480,10 @@ def load_pdf(
 
     Raises:
         DocumentLoadError: The path is missing, a folder, not a PDF, empty,
-            truncated, encrypted, has no pages, or no page could be read.
+            truncated, encrypted, has no pages or a broken page tree, no page
+            could be read, or MuPDF fails on the document as a whole. No MuPDF
+            exception escapes: a page MuPDF cannot read is skipped with a
+            warning and listed in ``skipped_pages``.
 
     Example:
         >>> loaded = load_pdf("manual.pdf")  # doctest: +SKIP
@@ -481,34 +495,56 @@ def load_pdf(
     started = time.perf_counter()
     content_hash, complete = _hash_and_check(p)
     doc = _open(p, complete)
+    name = printable(p.name)
     try:
-        finder = (figure_finder or _default_finder())(doc, p.name, cfg)
-        pages, figures, skipped = _read_pages(doc, p, finder)
-        if not pages:
-            raise DocumentLoadError("no page could be read", path=p)
-        page_count = doc.page_count
-        toc = doc.get_toc(simple=False)
-        furniture = find_furniture(pages)
-        body = {pg.number: [r for r in pg.rows if (pg.number, r) not in furniture] for pg in pages}
-        heads = outline_heads(toc, body) if toc else font_heads(body)
-        chunker = _Chunker(p.name, cfg, compound_words(r.text for pg in pages for r in pg.rows))
-        for pg in pages:
-            chunker.page(pg, furniture, heads)
-        figures = finder.finish(figures, chunker.chunks)
+        return _load(doc, p, name, cfg, figure_finder or _default_finder(), content_hash, started)
+    except _page_errors() as e:
+        # The pages are read one by one and each failure costs its page only; what is
+        # left (the outline, a page count that changes under repair) fails the document.
+        logger.debug("%s: MuPDF failed", p, exc_info=True)
+        raise DocumentLoadError(f"MuPDF cannot read the PDF: {e}", path=p) from e
     finally:
         doc.close()  # type: ignore[no-untyped-call]
+
+
+def _load(
+    doc: pymupdf.Document,
+    p: Path,
+    name: str,
+    cfg: LoaderConfig,
+    figure_finder: FigureFinderFactory,
+    content_hash: str,
+    started: float,
+) -> LoadedDocument:
+    finder = figure_finder(doc, name, cfg)
+    pages, figures, skipped = _read_pages(doc, p, finder)
+    if not pages:
+        raise DocumentLoadError("no page could be read", path=p)
+    page_count = doc.page_count
+    try:
+        toc = doc.get_toc(simple=False)
+    except _page_errors() as e:
+        logger.warning("%s: outline unreadable (%s); sections come from the fonts", p, e)
+        toc = []
+    furniture = find_furniture(pages)
+    body = {pg.number: [r for r in pg.rows if (pg.number, r) not in furniture] for pg in pages}
+    heads = outline_heads(toc, body) if toc else font_heads(body)
+    chunker = _Chunker(name, cfg, compound_words(r.text for pg in pages for r in pg.rows))
+    for pg in pages:
+        chunker.page(pg, furniture, heads)
+    figures = finder.finish(figures, chunker.chunks)
     figures = [replace(f, section=_section_at(chunker.bounds, f.page, f.bbox[1])) for f in figures]
     logger.debug(
         "%s: %d pages, %d chunks, %d figures in %.2fs",
-        p.name,
+        name,
         page_count,
         len(chunker.chunks),
         len(figures),
         time.perf_counter() - started,
     )
     return LoadedDocument(
-        doc=p.name,
-        path=str(p),
+        doc=name,
+        path=printable(str(p)),
         content_hash=content_hash,
         pages=page_count,
         chunks=tuple(chunker.chunks),

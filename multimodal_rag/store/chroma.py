@@ -298,10 +298,11 @@ class _LiveClients:
 def _persistent_client(path: str) -> ClientAPI:
     import chromadb
     from chromadb.config import Settings
+    from chromadb.errors import ChromaError
 
     try:
         return chromadb.PersistentClient(path=path, settings=Settings(anonymized_telemetry=False))
-    except (ValueError, OSError, RuntimeError) as e:
+    except (ValueError, OSError, RuntimeError, ChromaError) as e:
         raise StoreError(f"cannot open the Chroma database ({e})", location=path) from e
 
 
