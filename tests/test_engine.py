@@ -21,6 +21,7 @@ from llama_index.core.base.llms.types import (
     TextBlock,
 )
 from llama_index.core.llms import CustomLLM
+from llama_index.core.llms.callbacks import llm_chat_callback
 from llama_index.core.llms.mock import MockLLM
 from llama_index.core.retrievers import BaseRetriever
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
@@ -81,6 +82,8 @@ class RecordingLLM(CustomLLM):
             return _ImageMetadata(is_chat_model=True)
         return LLMMetadata(is_chat_model=True)
 
+    # Decorated as provider classes are: the LLM reports its own events to its manager.
+    @llm_chat_callback()
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         self.received.append(list(messages))
         return ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=self.answer))
