@@ -368,14 +368,15 @@ class CitedQueryEngine(BaseQueryEngine):
 
     def answer(self, query_bundle: QueryBundle) -> Response:
         """Retrieve and answer, never streaming (what :meth:`query` does without ``streaming``)."""
-        with self._query_event(query_bundle) as event:
+        # Inside a trace, as query() runs: LlamaIndex's event stack breaks on events outside one.
+        with self.callback_manager.as_trace("query"), self._query_event(query_bundle) as event:
             response = self.synthesize(query_bundle, self.retrieve(query_bundle))
             event.on_end(payload={EventPayload.RESPONSE: response})
         return response
 
     async def aanswer(self, query_bundle: QueryBundle) -> Response:
         """Async :meth:`answer`."""
-        with self._query_event(query_bundle) as event:
+        with self.callback_manager.as_trace("query"), self._query_event(query_bundle) as event:
             nodes = await self.aretrieve(query_bundle)
             response = await self.asynthesize(query_bundle, nodes)
             event.on_end(payload={EventPayload.RESPONSE: response})
@@ -416,7 +417,8 @@ class CitedQueryEngine(BaseQueryEngine):
             if isinstance(str_or_query_bundle, str)
             else str_or_query_bundle
         )
-        nodes = self.retrieve(bundle)
+        with self.callback_manager.as_trace("query"):
+            nodes = self.retrieve(bundle)
         if not nodes or self.llm is None:
             done = self._offline_response(bundle, nodes, None)
             return StreamingResponse(
@@ -452,7 +454,8 @@ class CitedQueryEngine(BaseQueryEngine):
             if isinstance(str_or_query_bundle, str)
             else str_or_query_bundle
         )
-        nodes = await self.aretrieve(bundle)
+        with self.callback_manager.as_trace("query"):
+            nodes = await self.aretrieve(bundle)
         if not nodes or self.llm is None:
             done = await asyncio.to_thread(self._offline_response, bundle, nodes, None)
 
