@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -204,3 +205,11 @@ def test_settings_llm_is_used_only_when_the_application_set_one(
     # `Settings.llm = None` is LlamaIndex's "disabled" (a bare MockLLM): no LLM here.
     Settings.llm = None
     assert type(Settings._llm) is MockLLM and settings_llm() is None
+
+
+def test_the_docs_table_lists_every_family() -> None:
+    from multimodal_rag.llms import VISION_FAMILIES
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "llamaindex.md").read_text()
+    for family, _, images in VISION_FAMILIES:
+        assert f"| {family} | {'yes' if images else 'no'} |" in page, family
