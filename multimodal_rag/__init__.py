@@ -30,6 +30,7 @@ from .errors import (
     MultimodalRAGError,
     QueryError,
     StoreError,
+    StoreLockedError,
     StoreMismatchError,
     StoreNotFoundError,
 )
@@ -80,6 +81,7 @@ __all__ = [
     "QueryError",
     "RetrieverConfig",
     "StoreError",
+    "StoreLockedError",
     "StoreMismatchError",
     "StoreNotFoundError",
     "TextChunk",

@@ -36,6 +36,16 @@ def _store_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _lock_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to wait for another writer of the store (default 60)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mmrag",
@@ -52,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     p = command("ingest", "ingest PDFs or folders of articles into a store")
     p.add_argument("paths", nargs="+", metavar="PATH")
     _store_args(p)
+    _lock_args(p)
     p.add_argument(
         "--profile",
         choices=("default", "offline"),
@@ -116,6 +127,7 @@ def _parser() -> argparse.ArgumentParser:
     p = command("remove", "remove a document from a store")
     p.add_argument("doc", metavar="DOC")
     _store_args(p)
+    _lock_args(p)
 
     p = command("info", "models, dimensions, counts and documents of a store")
     _store_args(p)
@@ -143,6 +155,7 @@ def _open_index(args: argparse.Namespace, *, create: bool, profile: str | None =
         create=create,
         loader_config=loader,
         text_precision=getattr(args, "precision", None),
+        lock_timeout=getattr(args, "lock_timeout", 60.0),
     )
 
 
@@ -327,7 +340,7 @@ def _cmd_remove(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from .storage import open_store
+    from .store import open_store
 
     store = open_store(args.store, url=args.chroma_url, create=False)
     payload = store.describe()

@@ -8,7 +8,8 @@ application can catch them all in one place::
     ├── ModelNotFoundError     a model that is neither a local folder nor cached (.model)
     ├── StoreError             the Chroma store cannot be used (.location)
     │   ├── StoreMismatchError opened with other models than it was built with
-    │   └── StoreNotFoundError no store at that path or URL, or an empty one
+    │   ├── StoreNotFoundError no store at that path or URL, or an empty one
+    │   └── StoreLockedError   another writer holds the store past the wait (.holder)
     ├── QueryError             an empty query, an unreadable query image, a query
     │                          the store cannot answer (image query, no CLIP vectors)
     ├── LLMError               the LLM cannot be set up or did not answer (.url, .model,
@@ -31,6 +32,7 @@ __all__ = [
     "MultimodalRAGError",
     "QueryError",
     "StoreError",
+    "StoreLockedError",
     "StoreMismatchError",
     "StoreNotFoundError",
 ]
@@ -90,6 +92,18 @@ class StoreMismatchError(StoreError):
 
 class StoreNotFoundError(StoreError):
     """There is no store at the location, or it holds no documents."""
+
+
+class StoreLockedError(StoreError):
+    """Another writer held the store for longer than this writer would wait.
+
+    Attributes:
+        holder: Who holds the writer lock (process, host, since when), as it recorded itself.
+    """
+
+    def __init__(self, message: str, *, location: str | Path, holder: str) -> None:
+        self.holder = holder
+        super().__init__(message, location=location)
 
 
 class QueryError(MultimodalRAGError):

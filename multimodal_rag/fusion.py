@@ -224,3 +224,37 @@ def lead_with_figures(
         placed.add(item)
         out.append((item, score))
     return out
+
+
+def score_ceiling(
+    method: FusionMethod,
+    lists: Mapping[str, Ranked],
+    weights: Mapping[str, float],
+    rrf_k: float = 60.0,
+) -> float:
+    """The fused score of an item ranked first in every non-empty list (the best possible).
+
+    Example:
+        >>> score_ceiling("weighted", {"a": [("x", 1.0)], "b": [], "c": [("y", 2.0)]},
+        ...               {"a": 0.5, "c": 1.0})
+        1.5
+    """
+    total = sum(weights.get(name, 1.0) for name, ranked in lists.items() if ranked)
+    return total / (rrf_k + 1.0) if method == "rrf" else total
+
+
+def bounded_scores(ranked: Ranked, ceiling: float) -> list[tuple[str, float]]:
+    """Scores in [0, 1] that never rise down the ranking: ``min(score / ceiling, 1)``,
+    capped by the score of the item above (an item moved up keeps the order honest).
+
+    Example:
+        >>> bounded_scores([("a", 1.2), ("f", 0.3), ("b", 0.9)], 1.5)
+        [('a', 0.8), ('f', 0.2), ('b', 0.2)]
+    """
+    out: list[tuple[str, float]] = []
+    cap = 1.0
+    for item, score in ranked:
+        value = min(max(score / ceiling, 0.0), cap) if ceiling > 0 else 0.0
+        cap = value
+        out.append((item, round(value, 6)))
+    return out

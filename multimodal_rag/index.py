@@ -1,50 +1,49 @@
-"""`MultimodalIndex`: ingest manuals into a store, remove them, describe the store.
+"""`MultimodalIndex`: the facade that opens a store with its models and hands out engines.
 
-Ingestion is idempotent and crash-safe: a document's manifest entry (with its
-content hash) is written only after all of its records, so a document
-interrupted half-way has no entry, and the next run deletes whatever it left
-and ingests it again. Ids are deterministic, so nothing is ever duplicated.
+Storage is a :class:`~multimodal_rag.store.Store` (Chroma embedded or server,
+any LlamaIndex vector store, or memory); ingest is
+:mod:`multimodal_rag.ingest` (one commit per document, under the store's
+writer lock); retrieval is :class:`~multimodal_rag.retrieval.MultiModalRetriever`,
+given the store, the embedders and a shared search-state source.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import functools
-import hashlib
 import logging
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from .config import LoaderConfig, ModelProfile, profile
-from .errors import DocumentLoadError, StoreError, StoreMismatchError
-from .nodes import chunk_metadata, figure_metadata
-from .records import Figure, LoadedDocument, TextChunk
-from .storage import ChromaStore, DocumentEntry, Manifest, TextPrecision, open_store
+from .errors import StoreMismatchError
+from .ingest import DocStatus, DocumentReport, IngestReport, embedding_text, file_sha256
+from .search.state import StateSource
+from .store.base import DEFAULT_LOCK_TIMEOUT, Catalog, Manifest, StoreBase, TextPrecision
 
 if TYPE_CHECKING:
-    import numpy.typing as npt
     from llama_index.core.base.embeddings.base import BaseEmbedding
+    from llama_index.core.callbacks import CallbackManager
     from llama_index.core.embeddings.multi_modal_base import MultiModalEmbedding
     from llama_index.core.llms import LLM
+    from llama_index.core.postprocessor.types import BaseNodePostprocessor
+    from llama_index.core.vector_stores.types import BasePydanticVectorStore, MetadataFilters
 
     from .captioning import Captioner
     from .chat import CitedChatEngine
     from .engine import CitedQueryEngine
     from .retrieval import MultiModalRetriever, RetrieverConfig
-    from .search_state import Record, SearchState
+
+__all__ = [
+    "DocStatus",
+    "DocumentReport",
+    "IngestReport",
+    "MultimodalIndex",
+    "embedding_text",
+    "file_sha256",
+]
 
 logger = logging.getLogger(__name__)
 
-DocStatus = Literal["added", "updated", "unchanged", "failed"]
-# Texts per call to the embedder: it sorts each call by length, so large calls waste
-# little on padding, while the progress bar still moves.
-_EMBED_BATCH = 256
 DEFAULT_TEXT_PRECISION: TextPrecision = "fp32"
 """Precision of the text model for new stores. ONNX int8 embeds about 1.3x faster than fp32
 (floor 7.6 s against 10.2 s on the dev manuals) but cost 0.035 page MRR and 0.013 overall
@@ -52,65 +51,17 @@ MRR on the dev questions in the same run, more than the 0.01 we allow (docs/benc
 its activations are quantised per batch, so a text's vector also depends on its batch."""
 
 
-@dataclass
-class DocumentReport:
-    """What happened to one document during ingestion."""
-
-    doc: str
-    status: DocStatus
-    text_chunks: int = 0
-    figures: int = 0
-    pages: int = 0
-    error: str | None = None
-
-
-@dataclass
-class IngestReport:
-    """The outcome of :meth:`MultimodalIndex.ingest`."""
-
-    documents: list[DocumentReport] = field(default_factory=list)
-    embeddings_computed: int = 0
-    seconds: float = 0.0
-
-    @property
-    def failed(self) -> list[DocumentReport]:
-        """Documents that could not be ingested."""
-        return [d for d in self.documents if d.status == "failed"]
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file, read in blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def embedding_text(record: TextChunk | Figure) -> str:
-    """The text embedded for a chunk or a figure: the record's own text.
-
-    Measured on the dev questions (docs/fusion.md): prefixing the section title
-    to figures drowned their captions, and to passages it did not help.
-    """
-    return record.text
-
-
-def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 class MultimodalIndex:
     """A store plus the embedders that fill and query it.
 
     Args:
-        store: The opened Chroma store.
+        store: The opened store (any :class:`~multimodal_rag.store.StoreBase` backend).
         manifest: The store's manifest (models and dimensions).
         text_embedder: Any LlamaIndex ``BaseEmbedding``.
         image_embedder: Any LlamaIndex ``MultiModalEmbedding``, or ``None`` to
             index figures by their text only.
         loader_config: How documents are split.
+        lock_timeout: Seconds a writer waits for another writer before giving up.
 
     Example:
         >>> index = MultimodalIndex.open("store", profile_name="offline")  # doctest: +SKIP
@@ -120,17 +71,21 @@ class MultimodalIndex:
 
     def __init__(
         self,
-        store: ChromaStore,
+        store: StoreBase,
         manifest: Manifest,
         text_embedder: BaseEmbedding,
         image_embedder: MultiModalEmbedding | None = None,
         loader_config: LoaderConfig | None = None,
+        *,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     ) -> None:
         self.store = store
         self.manifest = manifest
         self.text_embedder = text_embedder
         self.image_embedder = image_embedder
         self.loader_config = loader_config or LoaderConfig()
+        self.lock_timeout = lock_timeout
+        self.state = StateSource(store)
 
     @classmethod
     def open(
@@ -144,6 +99,10 @@ class MultimodalIndex:
         image_embedder: MultiModalEmbedding | None = None,
         loader_config: LoaderConfig | None = None,
         text_precision: TextPrecision | None = None,
+        vector_store: BasePydanticVectorStore | None = None,
+        image_vector_store: BasePydanticVectorStore | None = None,
+        store: StoreBase | None = None,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     ) -> MultimodalIndex:
         """Open a store, loading the models its manifest names.
 
@@ -151,7 +110,8 @@ class MultimodalIndex:
         them; opened with a profile whose models differ it raises.
 
         Args:
-            path: Folder of an embedded store.
+            path: Folder of an embedded store; with ``vector_store``, the local folder
+                that keeps what a vector store cannot (catalog, search segments, PNGs).
             url: ``http://HOST:PORT`` of a Chroma server instead of ``path``.
             profile_name: ``"default"`` or ``"offline"``; ``None`` = the store's own
                 (``"default"`` for a new store).
@@ -162,6 +122,12 @@ class MultimodalIndex:
             text_precision: ``"int8"`` or ``"fp32"`` weights for the text model (ONNX);
                 ``None`` = the store's own (``"fp32"`` for a new store). A store is
                 always queried at the precision it was built with.
+            vector_store: Any LlamaIndex vector store for passages and figure texts
+                (``ChromaVectorStore``, ``QdrantVectorStore``, ...), with ``path``.
+            image_vector_store: A LlamaIndex vector store for image vectors (needed
+                with ``vector_store`` when the profile has an image model).
+            store: An already opened store (e.g. :class:`~multimodal_rag.store.MemoryStore`).
+            lock_timeout: Seconds a writer waits for another writer.
 
         Raises:
             StoreMismatchError: The store was built with other models, or at another
@@ -169,7 +135,7 @@ class MultimodalIndex:
             StoreNotFoundError: ``create`` is false and the store does not exist.
             ModelNotFoundError: A model cannot be found locally or downloaded.
         """
-        store = open_store(path, url=url, create=create)
+        store = _open_backend(path, url, create, vector_store, image_vector_store, store)
         existing = store.manifest()
         if existing is not None and profile_name is None:
             chosen = ModelProfile(
@@ -239,8 +205,8 @@ class MultimodalIndex:
             else _model_name(image, chosen.image_model or ""),
             image_dim=None if image is None else _dimension(image),
         )
-        manifest = store.check_manifest(expected)
-        return cls(store, manifest, text, image, loader_config)
+        catalog = store.check_manifest(expected)
+        return cls(store, catalog.manifest, text, image, loader_config, lock_timeout=lock_timeout)
 
     # -- ingestion --------------------------------------------------------------------------
 
@@ -252,6 +218,11 @@ class MultimodalIndex:
         captioner: Captioner | None = None,
     ) -> IngestReport:
         """Ingest PDFs and article folders; unchanged documents are skipped.
+
+        Holds the store's writer lock for the whole run (another writer waits up
+        to ``lock_timeout``, then raises
+        :class:`~multimodal_rag.errors.StoreLockedError`). Each document is
+        committed on its own: a failure or a kill loses at most the document in hand.
 
         Args:
             paths: PDF files and/or folders of articles (``.md``/``.txt``/``.html``).
@@ -265,203 +236,37 @@ class MultimodalIndex:
             What happened to each document. Documents that fail to load are
             reported as ``failed``; the others are still ingested.
         """
-        started = time.perf_counter()
-        report = IngestReport()
-        todo: list[tuple[str, DocumentEntry | None, Callable[[], LoadedDocument]]] = []
-        sizes: list[int] = []
-        for path in (Path(p) for p in paths):
-            for doc, load in self._sources(path, report):
-                entry = self.store.document(doc)
-                is_pdf = path.suffix.lower() == ".pdf" and path.is_file()
-                # A PDF whose bytes are unchanged is skipped before it is even parsed.
-                if entry is not None and is_pdf and entry.content_hash == file_sha256(path):
-                    report.documents.append(_unchanged(entry))
-                    continue
-                todo.append((doc, entry, load))
-                sizes.append(path.stat().st_size if is_pdf else 0)
-        # The first document's parse is the one thing nothing overlaps: start with the
-        # smallest (articles, then PDFs by size), so later parses hide behind embedding.
-        todo = [t for _, t in sorted(zip(sizes, todo, strict=True), key=lambda st: st[0])]
-        state: SearchState | None = None
-        state_loaded = False
-        # Parse the next document in a thread while this one is embedded: the text
-        # model releases the GIL, so loading mostly hides behind embedding.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmrag-load") as pool:
-            upcoming = pool.submit(todo[0][2]) if todo else None
-            for i, (doc, entry, _) in enumerate(todo):
-                assert upcoming is not None  # submitted for every index below len(todo)
-                current = upcoming
-                upcoming = pool.submit(todo[i + 1][2]) if i + 1 < len(todo) else None
-                try:
-                    loaded = current.result()
-                except DocumentLoadError as e:
-                    logger.error("%s", e)
-                    report.documents.append(DocumentReport(doc, "failed", error=str(e)))
-                    continue
-                if entry is not None and entry.content_hash == loaded.content_hash:
-                    report.documents.append(_unchanged(entry))
-                    continue
-                if captioner is not None:
-                    loaded = _with_captions(loaded, captioner)
-                if not state_loaded:
-                    state, state_loaded = self._search_state(), True
-                report.embeddings_computed += self._write(loaded, state, progress=progress)
-                report.documents.append(
-                    DocumentReport(
-                        doc,
-                        "added" if entry is None else "updated",
-                        text_chunks=sum(c.role == "content" for c in loaded.chunks),
-                        figures=len(loaded.figures),
-                        pages=loaded.pages,
-                    )
-                )
-        if any(d.status in ("added", "updated") for d in report.documents):
-            self._bump(state)
-        report.seconds = time.perf_counter() - started
-        return report
+        from .ingest import ingest_paths
 
-    def _sources(
-        self, path: Path, report: IngestReport
-    ) -> Iterator[tuple[str, Callable[[], LoadedDocument]]]:
-        """(doc name, loader thunk) for each document under ``path``."""
-        from .loading.folder import load_folder
-        from .loading.pdf import load_pdf
-
-        if path.is_dir():
-            try:
-                articles = load_folder(path, self.loader_config)
-            except DocumentLoadError as e:
-                report.documents.append(DocumentReport(path.name, "failed", error=str(e)))
-                return
-            for article in articles:
-                yield article.doc, functools.partial(_identity, article)
-        else:
-            yield path.name, functools.partial(load_pdf, path, self.loader_config)
-
-    def _search_state(self) -> SearchState | None:
-        """The store's search state before a change, or ``None`` for a server store.
-
-        The persisted copy is deleted here, before Chroma changes: a crash then
-        leaves no state for the store's generation, so readers rebuild it.
-        """
-        from .search_state import SearchState
-
-        if SearchState.folder(self.store) is None:
-            return None  # no local folder: each reader rebuilds it from the server
-        generation = self.store.manifest() or self.manifest
-        try:
-            state = SearchState.load(self.store, generation.generation)
-        except StoreError as e:  # missing (a store from before persisted state) or corrupt
-            logger.info("rebuilding the search state from the store: %s", e)
-            state = SearchState.rebuild(self.store)
-        SearchState.invalidate(self.store)
-        return state
-
-    def _bump(self, state: SearchState | None) -> None:
-        generation = self.store.bump_generation()
-        self.manifest = self.manifest.model_copy(update={"generation": generation})
-        if state is not None:
-            try:
-                state.save(generation)
-            except StoreError as e:
-                # Derived data: without it the next query rebuilds it from Chroma.
-                logger.warning("search state not saved: %s", e)
-
-    def _embed(self, texts: Sequence[str], bar: Any) -> npt.NDArray[np.float32]:
-        """Text vectors of a whole document, in input order.
-
-        Texts go to the embedder longest first: each of its batches then holds
-        texts of similar length, so little compute is spent on padding (the
-        embedder sorts only within one call, and LlamaIndex cuts calls into
-        ``embed_batch_size`` pieces).
-        """
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        out = np.zeros((len(texts), _dimension(self.text_embedder)), dtype=np.float32)
-        for positions in _batches(order, _EMBED_BATCH):
-            vectors = self.text_embedder.get_text_embedding_batch([texts[i] for i in positions])
-            out[list(positions)] = np.asarray(vectors, dtype=np.float32)
-            bar.update(len(positions))
-        return out
-
-    def _write(self, loaded: LoadedDocument, state: SearchState | None, *, progress: bool) -> int:
-        """Replace a document's records; returns the number of embeddings computed."""
-        from tqdm import tqdm
-
-        self.store.delete_document(loaded.doc)
-        chunks = [c for c in loaded.chunks if c.role == "content"]
-        figures = list(loaded.figures)
-        total = len(chunks) + len(figures) * (2 if self.image_embedder else 1)
-        bar = tqdm(total=total, desc=loaded.doc, unit="emb", disable=not progress, leave=False)
-        records: dict[str, Record] = {}
-        try:
-            vectors = self._embed(
-                [*map(embedding_text, chunks), *map(embedding_text, figures)], bar
-            )
-            metas = [chunk_metadata(c) for c in chunks]
-            self.store.upsert(
-                self.store.text,
-                [c.chunk_id for c in chunks],
-                vectors[: len(chunks)],
-                [c.text for c in chunks],
-                metas,
-            )
-            records.update((c.chunk_id, (c.text, m)) for c, m in zip(chunks, metas, strict=True))
-            for start in range(0, len(figures), _EMBED_BATCH):
-                batch = figures[start : start + _EMBED_BATCH]
-                at = len(chunks) + start
-                records.update(
-                    self._write_figures(loaded.doc, batch, vectors[at : at + len(batch)], bar)
-                )
-        finally:
-            bar.close()
-        if state is not None:
-            state.replace_document(loaded.doc, records)
-        self.store.write_document(
-            DocumentEntry(
-                doc=loaded.doc,
-                content_hash=loaded.content_hash,
-                path=str(loaded.path),
-                pages=loaded.pages,
-                text_chunks=len(chunks),
-                figures=len(figures),
-            )
+        report, catalog = ingest_paths(
+            self.store,
+            paths,
+            text_embedder=self.text_embedder,
+            image_embedder=self.image_embedder,
+            loader_config=self.loader_config,
+            progress=progress,
+            captioner=captioner,
+            lock_timeout=self.lock_timeout,
         )
-        return total
-
-    def _write_figures(
-        self,
-        doc: str,
-        figures: Sequence[Figure],
-        vectors: npt.NDArray[np.float32],
-        bar: Any,
-    ) -> dict[str, Record]:
-        """Save and index a batch of figures; returns their text records."""
-        from .loading.images import png_name, save_png
-
-        self.store.put_pngs(doc, [(png_name(f.image_png), f.image_png) for f in figures])
-        paths = [str(save_png(f.image_png, self.store.figures_dir)) for f in figures]
-        metas = [figure_metadata(f, p) for f, p in zip(figures, paths, strict=True)]
-        ids = [f.figure_id for f in figures]
-        texts = [f.text or (f.label or "figure") for f in figures]
-        self.store.upsert(self.store.text, ids, vectors, texts, metas)
-        if self.image_embedder is not None:
-            images = self.image_embedder.get_image_embedding_batch(list[Any](paths))
-            self.store.upsert(self.store.image, ids, images, texts, metas)
-            bar.update(len(figures))
-        return {i: (t, m) for i, t, m in zip(ids, texts, metas, strict=True)}
+        self.manifest = catalog.manifest
+        return report
 
     # -- maintenance and description --------------------------------------------------------
 
     def remove(self, doc: str) -> bool:
         """Remove a document's chunks and figures. Returns ``False`` if it was not there."""
-        if self.store.document(doc) is None:
-            return False
-        state = self._search_state()
-        self.store.delete_document(doc)
-        if state is not None:
-            state.remove_document(doc)
-        self._bump(state)
-        return True
+        from .ingest import DocumentWriter
+
+        with self.store.writer(self.lock_timeout):
+            writer = DocumentWriter(self.store, self.text_embedder, self.image_embedder)
+            writer.recover()
+            removed = writer.remove(doc)
+            self.manifest = writer.catalog.manifest
+        return removed
+
+    def catalog(self) -> Catalog | None:
+        """The store's committed catalog (models, generation, documents)."""
+        return self.store.catalog()
 
     def info(self) -> dict[str, Any]:
         """Counts, documents and models, as ``mmrag info --json`` prints them."""
@@ -469,11 +274,46 @@ class MultimodalIndex:
 
     # -- querying ---------------------------------------------------------------------------
 
-    def as_retriever(self, config: RetrieverConfig | None = None) -> MultiModalRetriever:
-        """A :class:`~multimodal_rag.retrieval.MultiModalRetriever` over this index."""
-        from .retrieval import MultiModalRetriever
+    def as_retriever(
+        self,
+        config: RetrieverConfig | None = None,
+        *,
+        similarity_top_k: int | None = None,
+        filters: MetadataFilters | None = None,
+        node_postprocessors: Sequence[BaseNodePostprocessor] | None = None,
+        callback_manager: CallbackManager | None = None,
+    ) -> MultiModalRetriever:
+        """A :class:`~multimodal_rag.retrieval.MultiModalRetriever` over this index.
 
-        return MultiModalRetriever(self, config)
+        Args:
+            config: Retrieval settings (candidate counts, fusion, weights).
+            similarity_top_k: Results returned (LlamaIndex's name for ``config.top_k``).
+            filters: ``MetadataFilters`` on ``doc``, ``kind``, ``page``, ``section``,
+                ``figure`` (or any other metadata key of the records).
+            node_postprocessors: Applied to the fused nodes, in order (rerankers, cutoffs).
+            callback_manager: LlamaIndex callbacks.
+
+        Example:
+            >>> from llama_index.core.vector_stores import MetadataFilters, MetadataFilter
+            >>> only = MetadataFilters(filters=[MetadataFilter(key="kind", value="figure")])
+            >>> index.as_retriever(similarity_top_k=3, filters=only)  # doctest: +SKIP
+        """
+        from .retrieval import MultiModalRetriever, RetrieverConfig
+
+        config = config or RetrieverConfig()
+        if similarity_top_k is not None:
+            config = config.model_copy(update={"top_k": similarity_top_k})
+            config = RetrieverConfig.model_validate(config.model_dump())  # validate the bound
+        return MultiModalRetriever(
+            self.store,
+            self.text_embedder,
+            image_embedder=self.image_embedder,
+            state=self.state,
+            config=config,
+            filters=filters,
+            node_postprocessors=node_postprocessors,
+            callback_manager=callback_manager,
+        )
 
     def as_query_engine(
         self,
@@ -505,30 +345,32 @@ class MultimodalIndex:
         return CitedChatEngine(self.as_query_engine(llm, top_k=top_k), llm=llm)
 
 
-def _with_captions(loaded: LoadedDocument, captioner: Captioner) -> LoadedDocument:
-    from .captioning import caption_missing
+def _open_backend(
+    path: str | Path | None,
+    url: str | None,
+    create: bool,
+    vector_store: BasePydanticVectorStore | None,
+    image_vector_store: BasePydanticVectorStore | None,
+    store: StoreBase | None,
+) -> StoreBase:
+    from .errors import StoreError
 
-    try:
-        figures = caption_missing(loaded.figures, captioner)
-    # A captioner may be a remote LLM: any of its failures must not cost the document.
-    except Exception as e:  # noqa: BLE001
-        logger.warning(
-            "%s: captioning with %s failed (%s: %s); ingesting without generated captions",
-            loaded.doc,
-            getattr(captioner, "name", type(captioner).__name__),
-            type(e).__name__,
-            e,
-        )
-        return loaded
-    return dataclasses.replace(loaded, figures=tuple(figures))
+    if store is not None:
+        if path is not None or url is not None or vector_store is not None:
+            raise StoreError("give a store, or a path/URL/vector store, not both", location="?")
+        return store
+    if vector_store is not None:
+        if path is None or url is not None:
+            raise StoreError(
+                "a vector store needs a local folder (path) for the catalog and figures",
+                location=str(url or "?"),
+            )
+        from .store.vector_store import VectorStoreStore
 
+        return VectorStoreStore(vector_store, Path(path), image_vector_store)
+    from .store.chroma import open_store
 
-def _identity(loaded: LoadedDocument) -> LoadedDocument:
-    return loaded
-
-
-def _unchanged(entry: DocumentEntry) -> DocumentReport:
-    return DocumentReport(entry.doc, "unchanged", entry.text_chunks, entry.figures, entry.pages)
+    return open_store(path, url=url, create=create)
 
 
 def _dimension(embedder: Any) -> int:

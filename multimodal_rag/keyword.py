@@ -44,6 +44,7 @@ Example:
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -345,6 +346,17 @@ class BM25Index:
         Raises:
             StoreError: The file cannot be written.
         """
+        target = Path(path)
+        tmp = target.with_name(target.name + ".tmp")
+        try:
+            tmp.write_bytes(self.to_bytes())
+            os.replace(tmp, target)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise StoreError(f"cannot write keyword index: {e}", location=target) from e
+
+    def to_bytes(self) -> bytes:
+        """The index as the bytes of a compressed ``.npz`` file (see :meth:`save`)."""
         self._finalise(compact=True)
         terms = list(self._post)
         lengths = np.fromiter((len(self._post[t][0]) for t in terms), np.int64, len(terms))
@@ -362,24 +374,53 @@ class BM25Index:
             "k1": self.k1,
             "b": self.b,
         }
-        target = Path(path)
-        tmp = target.with_name(target.name + ".tmp")
-        try:
-            with open(tmp, "wb") as f:
-                np.savez_compressed(
-                    f,
-                    meta=_json_bytes(meta),
-                    ids=_json_bytes(self._ids),
-                    terms=_json_bytes(terms),
-                    doc_len=np.asarray(self._lens, dtype=np.int32),
-                    offsets=offsets,
-                    docs=deltas.astype(np.uint32),
-                    tf=tfs,
-                )
-            os.replace(tmp, target)
-        except OSError as e:
-            tmp.unlink(missing_ok=True)
-            raise StoreError(f"cannot write keyword index: {e}", location=target) from e
+        out = io.BytesIO()
+        np.savez_compressed(
+            out,
+            meta=_json_bytes(meta),
+            ids=_json_bytes(self._ids),
+            terms=_json_bytes(terms),
+            doc_len=np.asarray(self._lens, dtype=np.int32),
+            offsets=offsets,
+            docs=deltas.astype(np.uint32),
+            tf=tfs,
+        )
+        return out.getvalue()
+
+    def copy(self) -> BM25Index:
+        """An independent copy (posting arrays are shared: they are replaced, never written)."""
+        self._finalise()
+        out = BM25Index(k1=self.k1, b=self.b)
+        out._ids = list(self._ids)
+        out._slot = dict(self._slot)
+        out._lens = list(self._lens)
+        out._post = dict(self._post)
+        out._dirty = True
+        return out
+
+    def extend(self, other: BM25Index) -> None:
+        """Append every document of ``other`` (ids already here are replaced).
+
+        Postings are copied array by array with shifted slots, so merging the
+        per-document indexes of a store costs their size, not a re-tokenisation.
+        """
+        other._finalise(compact=True)
+        self._finalise()
+        self.remove(other._ids)  # type: ignore[arg-type]  # compacted: no None left
+        shift = len(self._ids)
+        for doc_id in other._ids:
+            self._slot[str(doc_id)] = len(self._ids)
+            self._ids.append(doc_id)
+        self._lens.extend(other._lens)
+        for term, (docs, tf) in other._post.items():
+            moved = (docs + shift).astype(np.int32)
+            old = self._post.get(term)
+            self._post[term] = (
+                (np.concatenate((old[0], moved)), np.concatenate((old[1], tf)))
+                if old is not None
+                else (moved, tf.copy())
+            )
+        self._dirty = True
 
     @classmethod
     def load(cls, path: str | Path) -> BM25Index:
@@ -394,8 +435,22 @@ class BM25Index:
         if not source.is_file():
             raise StoreNotFoundError("no keyword index file", location=source)
         try:
-            # Opened here, not by np.load, so a corrupt file's handle is always closed.
-            with open(source, "rb") as f, np.load(f, allow_pickle=False) as z:
+            data = source.read_bytes()
+        except OSError as e:
+            raise StoreError(f"cannot read keyword index: {e}", location=source) from e
+        return cls.from_bytes(data, source=source)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, source: str | Path = "keyword index") -> BM25Index:
+        """Read an index from the bytes :meth:`to_bytes` wrote.
+
+        Raises:
+            StoreError: Corrupt, of another format or version, or built with
+                another tokenizer version (rebuild it).
+        """
+        source = Path(source)
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as z:
                 meta = json.loads(z["meta"].tobytes())
                 _check_meta(meta, source)
                 ids = json.loads(z["ids"].tobytes())

@@ -72,7 +72,7 @@ def test_changed_document_replaces_its_chunks_and_figures(tmp_path: Path, manual
     assert [d.status for d in report.documents] == ["updated"]
     after = index.store.counts()
     assert after["text"] < before["text"]
-    metas = index.store.text.get(include=["metadatas"])["metadatas"] or []
+    metas = index.store.collection("text").get(include=["metadatas"])["metadatas"] or []
     assert {m["page"] for m in metas} <= {1, 2, 3}
     assert len([m for m in metas if m["kind"] == "figure"]) == 1
 
@@ -81,7 +81,7 @@ def test_remove_deletes_chunks_and_figures(tmp_path: Path, manual: Path) -> None
     index = _open(tmp_path / "s")
     index.ingest([manual])
     assert index.remove("manual.pdf")
-    assert index.store.counts() == {"text": 0, "image": 0}
+    assert index.store.counts() == {"text": 0, "figure": 0, "image": 0}
     assert index.info()["documents"] == []
     assert not index.remove("manual.pdf")
 

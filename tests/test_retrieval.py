@@ -4,7 +4,10 @@ import pytest
 
 from multimodal_rag.config import LoaderConfig
 from multimodal_rag.index import MultimodalIndex
-from multimodal_rag.retrieval import RetrieverConfig, figure_links
+from multimodal_rag.records import Figure, LoadedDocument, TextChunk
+from multimodal_rag.retrieval import MultiModalRetriever, RetrieverConfig, figure_links
+from multimodal_rag.search import StateSource
+from multimodal_rag.store import MemoryStore
 
 from .support.embedders import HashEmbedding
 from .support.pdfs import make_manual_pdf
@@ -43,15 +46,81 @@ def test_figure_links_follow_label_mentions_and_pages() -> None:
 
 @pytest.fixture(scope="module")
 def index(tmp_path_factory: pytest.TempPathFactory) -> MultimodalIndex:
+    # The in-memory store and a bag-of-words embedder: no Chroma, no model.
     folder = tmp_path_factory.mktemp("retrieval")
     built = MultimodalIndex.open(
-        folder / "store",
+        store=MemoryStore(),
         profile_name="offline",
         text_embedder=HashEmbedding(),
         loader_config=LoaderConfig(ocr=False),
     )
     built.ingest([make_manual_pdf(folder / "manual.pdf")])
     return built
+
+
+def _doc(chunks: list[tuple[int, str]], figures: list[tuple[int, str, str]]) -> LoadedDocument:
+    """A loaded document made by hand: (page, text) passages, (page, label, caption) figures."""
+    return LoadedDocument(
+        doc="pump.pdf",
+        path="pump.pdf",
+        content_hash="h",
+        pages=max(p for p, *_ in [*chunks, *figures]),
+        chunks=tuple(
+            TextChunk("pump.pdf", page, None, text, index=i)
+            for i, (page, text) in enumerate(chunks)
+        ),
+        figures=tuple(
+            Figure(
+                "pump.pdf",
+                page,
+                (0, 0, 10, 10),
+                "raster",
+                label.encode(),
+                label=label,
+                caption=caption,
+            )
+            for page, label, caption in figures
+        ),
+    )
+
+
+def _retriever(doc: LoadedDocument, **config: object) -> MultiModalRetriever:
+    """A retriever given its collaborators directly: memory store, stand-in embedder, state."""
+    from multimodal_rag.ingest import DocumentWriter
+    from multimodal_rag.store import Manifest
+
+    store = MemoryStore()
+    embedder = HashEmbedding()
+    store.check_manifest(Manifest(profile="test", text_model="hash", text_dim=embedder.dim))
+    with store.writer():
+        DocumentWriter(store, embedder).write(doc)
+    return MultiModalRetriever(
+        store,
+        embedder,
+        state=StateSource(store),
+        config=RetrieverConfig(**config),  # type: ignore[arg-type]
+    )
+
+
+def test_a_figure_named_by_the_best_passage_is_linked_in() -> None:
+    doc = _doc(
+        [
+            (1, "Prime the impeller before the first start, as Figure 3 shows."),
+            (2, "Store the unit in a dry place."),
+        ],
+        [(5, "Figure 3", "Volute casing")],  # its caption shares no word with the query
+    )
+    query = "prime the impeller before the first start"
+    linked = _retriever(doc).search(query)
+    assert [h.figure for h in linked[:2]] == [None, "Figure 3"]
+    unlinked = _retriever(doc, use_links=False).search(query)
+    assert "Figure 3" not in [h.figure for h in unlinked[:2]]
+
+
+def test_scores_and_lists_are_computed_from_the_memory_store_alone() -> None:
+    doc = _doc([(1, "Connect the probe to SQ1."), (2, "Open Edit then Preferences.")], [])
+    hits = _retriever(doc).search("SQ1")
+    assert hits[0].page == 1 and hits[0].score > hits[-1].score
 
 
 def test_a_query_asking_for_a_picture_puts_the_figure_first(index: MultimodalIndex) -> None:

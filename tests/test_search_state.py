@@ -1,15 +1,21 @@
+"""Search state: per-document segments written with each document, merged and cached by readers."""
+
 from __future__ import annotations
 
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from multimodal_rag.config import LoaderConfig
-from multimodal_rag.errors import StoreMismatchError, StoreNotFoundError
+from multimodal_rag.errors import StoreMismatchError
 from multimodal_rag.index import MultimodalIndex
-from multimodal_rag.search_state import SearchState
+from multimodal_rag.keyword import BM25Index
+from multimodal_rag.search import SearchState, Segment, StateSource
+from multimodal_rag.store import MemoryStore
+from multimodal_rag.store.base import segment_key
 
 from .support.embedders import HashEmbedding
 from .support.pdfs import make_manual_pdf
@@ -31,91 +37,178 @@ def _open(store: Path) -> MultimodalIndex:
     )
 
 
-def _queries(index: MultimodalIndex) -> list[str]:
+def _all_records(index: MultimodalIndex) -> dict[str, tuple[str, dict[str, Any]]]:
+    state = index.state.current()
+    assert state is not None
+    ids = list(state.places)
+    return {rid: (text, meta) for rid, text, meta in index.store.records(ids)}
+
+
+def _queries(records: dict[str, tuple[str, dict[str, Any]]]) -> list[str]:
     """Queries made of the store's own words, so BM25 has something to rank."""
-    _, texts, _ = index.store.all_text_records()
-    words = " ".join(texts).split()
+    words = " ".join(text for text, _ in records.values()).split()
     return [" ".join(words[i : i + 4]) for i in range(0, min(len(words), 400), 37)]
 
 
-def _assert_equal(persisted: SearchState, rebuilt: SearchState, queries: list[str]) -> None:
-    assert list(persisted.records) == list(rebuilt.records)
-    assert [persisted.records.place(r) for r in persisted.records] == [
-        rebuilt.records.place(r) for r in rebuilt.records
-    ]
-    assert persisted.links == rebuilt.links
-    assert persisted.places == rebuilt.places
-    for q in queries:
-        assert persisted.bm25.search(q, 20) == rebuilt.bm25.search(q, 20)
+def _assert_matches_one_built_at_once(state: SearchState, index: MultimodalIndex) -> None:
+    """The merged state ranks exactly as a BM25 index built over all records in one go."""
+    records = _all_records(index)
+    whole = BM25Index()
+    whole.add(list(records), [text for text, _ in records.values()])
+    for q in _queries(records):
+        assert state.bm25.search(q, 20) == whole.search(q, 20)
+    by_doc: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {}
+    for rid, record in records.items():
+        by_doc.setdefault(record[1]["doc"], {})[rid] = record
+    links = {}
+    for doc, recs in by_doc.items():
+        links.update(Segment.build(doc, state.versions[doc], recs).links)
+    assert state.links == links
 
 
-def test_ingest_persists_state_equal_to_one_rebuilt_from_chroma(
+def test_segments_merge_into_the_state_of_the_whole_store(
     tmp_path: Path, manuals: list[Path]
 ) -> None:
     index = _open(tmp_path / "s")
     index.ingest(manuals)
+    state = index.state.current()
+    assert state is not None and state.links, "the test manual cites its figures"
+    assert set(state.versions) == {"first.pdf", "second.pdf"}
+    _assert_matches_one_built_at_once(state, index)
+
+
+def test_a_second_reader_loads_the_cached_state_and_then_only_what_changed(
+    tmp_path: Path, manuals: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = _open(tmp_path / "s")
+    index.ingest(manuals[:1])
+    assert index.as_retriever().search("Figure 1")
     generation = index.manifest.generation
-    assert (tmp_path / "s" / "search" / f"gen-{generation}").is_dir()
-    persisted = SearchState.load(index.store, generation)
-    assert len(persisted.records) == index.store.counts()["text"]
-    assert persisted.links, "the test manual cites its figures"
-    _assert_equal(persisted, SearchState.rebuild(index.store), _queries(index))
+    cached = tmp_path / "s" / "cache" / "state"
+    assert [p.name for p in next(cached.iterdir()).iterdir()] == [f"gen-{generation}"]
+
+    reads: list[list[str]] = []
+    real = type(index.store).get_blobs
+
+    def counting(self: Any, keys: list[str]) -> dict[str, bytes]:
+        reads.append(list(keys))
+        return real(self, keys)
+
+    monkeypatch.setattr(type(index.store), "get_blobs", counting)
+    reader = _open(tmp_path / "s")
+    assert reader.state.current() is not None
+    assert reads == []  # the cached merge of this generation: no segment read
+    index.ingest(manuals)  # adds second.pdf
+    state = reader.state.current()
+    assert state is not None and set(state.versions) == {"first.pdf", "second.pdf"}
+    assert len(reads) == 1 and reads[0] == [segment_key("second.pdf", state.versions["second.pdf"])]
+    _assert_matches_one_built_at_once(state, reader)
 
 
-def test_retriever_gives_identical_hits_from_persisted_and_rebuilt_state(
+def test_remove_and_reingest_keep_the_state_in_step(tmp_path: Path, manuals: list[Path]) -> None:
+    index = _open(tmp_path / "s")
+    index.ingest(manuals)
+    assert index.remove("first.pdf")
+    state = index.state.current()
+    assert state is not None
+    assert {place[0] for place in state.places.values()} == {"second.pdf"}
+    assert all(not rid.startswith("first.pdf") for rid in state.links)
+    index.ingest(manuals)  # first.pdf comes back, second.pdf is unchanged
+    state = index.state.current()
+    assert state is not None
+    assert {place[0] for place in state.places.values()} == {"first.pdf", "second.pdf"}
+    _assert_matches_one_built_at_once(state, index)
+    # Only the newest generation stays cached.
+    root = next((tmp_path / "s" / "cache" / "state").iterdir())
+    assert [p.name for p in root.iterdir()] == [f"gen-{index.manifest.generation}"]
+
+
+def test_retriever_gives_identical_hits_without_any_cache(
     tmp_path: Path, manuals: list[Path]
 ) -> None:
     _open(tmp_path / "s").ingest(manuals)
     index = _open(tmp_path / "s")
-    queries = [*_queries(index), "Figure 1", "see figure 2 wiring"]
-    persisted = [index.as_retriever().search(q) for q in queries]
-    shutil.rmtree(tmp_path / "s" / "search")
-    rebuilt = [index.as_retriever().search(q) for q in queries]
-    assert persisted == rebuilt
-    assert any(h.kind == "figure" for hits in persisted for h in hits)
-    # The query that found no state rebuilt it and saved it for the next process.
-    assert (tmp_path / "s" / "search" / f"gen-{index.manifest.generation}").is_dir()
+    records = _all_records(index)
+    queries = [*_queries(records), "Figure 1", "see figure 2 wiring"]
+    cached = [index.as_retriever().search(q) for q in queries]
+    shutil.rmtree(tmp_path / "s" / "cache")
+    fresh = _open(tmp_path / "s")
+    merged = [fresh.as_retriever().search(q) for q in queries]
+    assert cached == merged
+    assert any(h.kind == "figure" for hits in cached for h in hits)
 
 
-def test_remove_and_reingest_keep_persisted_state_in_step(
-    tmp_path: Path, manuals: list[Path]
+def test_corrupt_cache_is_ignored_and_rewritten(tmp_path: Path, manuals: list[Path]) -> None:
+    index = _open(tmp_path / "s")
+    index.ingest(manuals[:1])
+    assert index.as_retriever().search("Figure 1")
+    folder = next((tmp_path / "s" / "cache" / "state").iterdir()) / (
+        f"gen-{index.manifest.generation}"
+    )
+    (folder / "records.json").write_text("{not json", encoding="utf-8")
+    (folder / "bm25.npz").write_bytes(b"junk")
+    assert _open(tmp_path / "s").as_retriever().search("Figure 1")
+
+
+def test_a_segment_of_another_tokenizer_is_rebuilt_from_its_records(
+    tmp_path: Path, manuals: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = _open(tmp_path / "s")
+    index.ingest(manuals[:1])
+    catalog = index.store.catalog()
+    assert catalog is not None
+    version = catalog.documents["first.pdf"].version
+    key = segment_key("first.pdf", version)
+    data = index.store.get_blob(key)
+    assert data is not None
+    segment, _ = Segment.from_bytes(data, location="x")
+    assert segment is not None
+    with monkeypatch.context() as m:
+        m.setattr("multimodal_rag.keyword.TOKENIZER_VERSION", 99)
+        stale = segment.bm25.to_bytes()
+    import io
+
+    import numpy as np
+
+    with np.load(io.BytesIO(data)) as z:
+        meta = z["meta"].tobytes()
+    out = io.BytesIO()
+    np.savez_compressed(
+        out, meta=np.frombuffer(meta, np.uint8), bm25=np.frombuffer(stale, np.uint8)
+    )
+    index.store.put_blob(key, out.getvalue())
+    shutil.rmtree(tmp_path / "s" / "cache")
+    reader = _open(tmp_path / "s")
+    fetched: list[int] = []
+    real = type(reader.store).records
+    monkeypatch.setattr(
+        type(reader.store), "records", lambda self, ids: fetched.append(len(ids)) or real(self, ids)
+    )
+    state = reader.state.current()
+    assert fetched == [len(segment.places)]  # its texts were read back to re-tokenise them
+    assert state is not None and len(state.bm25) == len(segment.places)
+    assert state.bm25.search("figure", 5) == segment.bm25.search("figure", 5)
+
+
+def test_a_missing_segment_leaves_that_document_out_with_an_error(
+    tmp_path: Path, manuals: list[Path], caplog: pytest.LogCaptureFixture
 ) -> None:
     index = _open(tmp_path / "s")
     index.ingest(manuals)
-    assert index.remove("first.pdf")
-    state = SearchState.load(index.store, index.manifest.generation)
-    assert {state.records.place(r)[0] for r in state.records} == {"second.pdf"}  # type: ignore[index]
-    assert all(not rid.startswith("first.pdf") for rid in state.links)
-    _assert_equal(state, SearchState.rebuild(index.store), _queries(index))
-    index.ingest(manuals)  # first.pdf comes back, second.pdf is unchanged
-    state = SearchState.load(index.store, index.manifest.generation)
-    assert {state.records.place(r)[0] for r in state.records} == {"first.pdf", "second.pdf"}  # type: ignore[index]
-    _assert_equal(state, SearchState.rebuild(index.store), _queries(index))
-    # Only the newest generation is kept.
-    assert [p.name for p in (tmp_path / "s" / "search").iterdir()] == [
-        f"gen-{index.manifest.generation}"
-    ]
+    catalog = index.store.catalog()
+    assert catalog is not None
+    index.store.delete_blob(segment_key("first.pdf", catalog.documents["first.pdf"].version))
+    shutil.rmtree(tmp_path / "s" / "cache")
+    state = _open(tmp_path / "s").state.current()
+    assert state is not None and set(state.versions) == {"second.pdf"}
+    assert "first.pdf: no search segment; ingest it again" in caplog.text
 
 
-def test_a_change_deletes_the_state_before_touching_chroma(
-    tmp_path: Path, manuals: list[Path]
-) -> None:
+def test_records_are_read_from_the_store_only_for_hits(tmp_path: Path, manuals: list[Path]) -> None:
     index = _open(tmp_path / "s")
     index.ingest(manuals[:1])
-    generation = index.manifest.generation
-    # What a crash right after the first write would leave: state gone, generation unchanged.
-    state = index._search_state()
-    assert state is not None and len(state.records) > 0
-    with pytest.raises(StoreNotFoundError):
-        SearchState.load(index.store, generation)
-    # A reader then rebuilds from Chroma instead of trusting stale files.
-    assert len(SearchState.open(index.store, generation).records) == len(state.records)
-
-
-def test_records_are_read_from_chroma_only_for_hits(tmp_path: Path, manuals: list[Path]) -> None:
-    index = _open(tmp_path / "s")
-    index.ingest(manuals[:1])
-    state = SearchState.load(index.store, index.manifest.generation)
+    state = index.state.current()
+    assert state is not None
     first = next(iter(state.records))
     assert state.records._cache == {}
     text, meta = state.records[first]
@@ -124,14 +217,8 @@ def test_records_are_read_from_chroma_only_for_hits(tmp_path: Path, manuals: lis
     assert list(state.records._cache) == [first]
 
 
-def test_corrupt_state_is_rebuilt(tmp_path: Path, manuals: list[Path]) -> None:
-    index = _open(tmp_path / "s")
-    index.ingest(manuals[:1])
-    folder = tmp_path / "s" / "search" / f"gen-{index.manifest.generation}"
-    (folder / "records.json").write_text("{not json", encoding="utf-8")
-    hits = index.as_retriever().search("Figure 1")
-    assert hits
-    json.loads((folder / "records.json").read_text(encoding="utf-8"))  # rewritten
+def test_state_source_on_an_empty_memory_store() -> None:
+    assert StateSource(MemoryStore()).current() is None
 
 
 # -- text precision in the manifest -----------------------------------------------------------
@@ -145,11 +232,11 @@ def test_manifest_records_precision_and_a_mismatch_is_an_error(tmp_path: Path) -
         MultimodalIndex.open(tmp_path / "s", text_precision="int8")
 
 
-def test_manifest_from_before_precision_reads_as_fp32(tmp_path: Path) -> None:
+def test_manifest_without_precision_reads_as_fp32(tmp_path: Path) -> None:
     index = _open(tmp_path / "s")
-    raw = json.loads(index.manifest.model_dump_json())
-    del raw["text_precision"]
-    index.store._put("__store__", json.dumps(raw), {"type": "store"})
+    catalog = json.loads(index.store.get_blob("catalog.json") or b"{}")
+    del catalog["manifest"]["text_precision"]
+    index.store.put_blob("catalog.json", json.dumps(catalog).encode())
     reopened = _open(tmp_path / "s")
     assert reopened.manifest.text_precision == "fp32"
 

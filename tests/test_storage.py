@@ -1,96 +1,204 @@
+"""The Store contract, run against every backend: Chroma embedded, Chroma without a folder
+(the server code path, on an in-process client), LlamaIndex vector stores (Chroma, Qdrant
+local mode) and memory."""
+
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
+from llama_index.core.schema import ImageNode, NodeRelationship, RelatedNodeInfo, TextNode
 
-from multimodal_rag.errors import StoreError, StoreMismatchError, StoreNotFoundError
-from multimodal_rag.storage import ChromaStore, DocumentEntry, Manifest, open_store
-
-from .support.chroma_server import chroma_server
+from multimodal_rag.errors import (
+    StoreError,
+    StoreLockedError,
+    StoreMismatchError,
+    StoreNotFoundError,
+)
+from multimodal_rag.store import (
+    ChromaStore,
+    Manifest,
+    MemoryStore,
+    Store,
+    StoreBase,
+    VectorStoreStore,
+    open_store,
+)
+from multimodal_rag.store.base import png_group, ref_doc_id
 
 MANIFEST = Manifest(profile="offline", text_model="m", text_dim=3)
+BACKENDS = ["chroma-embedded", "chroma-remote", "vs-chroma", "vs-qdrant", "memory"]
 
 
-def _fill(store) -> None:  # type: ignore[no-untyped-def]
-    store.check_manifest(MANIFEST)
-    store.upsert(
-        store.text,
-        ["d.pdf::1", "d.pdf::2", "e.pdf::1"],
-        [[1, 0, 0], [0, 1, 0], [0, 0, 1]],
-        ["one", "two", "three"],
-        [{"doc": "d.pdf", "page": 1}, {"doc": "d.pdf", "page": 2}, {"doc": "e.pdf", "page": 1}],
+def _ephemeral_collection(name: str) -> object:
+    import chromadb
+
+    client = chromadb.EphemeralClient()
+    return client.get_or_create_collection(
+        f"{name}-{uuid.uuid4().hex[:8]}", configuration={"hnsw": {"space": "cosine"}}
     )
-    store.put_pngs("d.pdf", [("abc.png", b"\x89PNG fake")])
-    store.write_document(
-        DocumentEntry(
-            doc="d.pdf", content_hash="h", path="d.pdf", pages=2, text_chunks=2, figures=0
+
+
+def make_store(kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> StoreBase:
+    """A fresh store of one backend kind."""
+    import chromadb
+
+    monkeypatch.setenv("MMRAG_CACHE_DIR", str(tmp_path / "cache"))
+    if kind == "chroma-embedded":
+        return open_store(tmp_path / "s")
+    if kind == "chroma-remote":
+        # No folder: blobs live in the meta collection and the lock is a lease, as on a server.
+        # Ephemeral clients share one in-process database: a fresh name is a fresh store.
+        name = f"t{uuid.uuid4().hex[:8]}"
+        return ChromaStore(chromadb.EphemeralClient(), location=f"mem-{name}", name=name)
+    if kind == "vs-chroma":
+        from llama_index.vector_stores.chroma import ChromaVectorStore
+
+        return VectorStoreStore(
+            ChromaVectorStore(chroma_collection=_ephemeral_collection("text")),
+            tmp_path / "folder",
+            ChromaVectorStore(chroma_collection=_ephemeral_collection("image")),
         )
+    if kind == "vs-qdrant":
+        from llama_index.vector_stores.qdrant import QdrantVectorStore
+        from qdrant_client import QdrantClient
+
+        client = QdrantClient(path=str(tmp_path / "qdrant"))
+        return VectorStoreStore(
+            QdrantVectorStore(client=client, collection_name="text"),
+            tmp_path / "folder",
+            QdrantVectorStore(client=client, collection_name="image"),
+        )
+    return MemoryStore()
+
+
+@pytest.fixture(params=BACKENDS)
+def store(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[StoreBase]:
+    made = make_store(request.param, tmp_path, monkeypatch)
+    yield made
+    close_store(made)
+
+
+def close_store(store: StoreBase) -> None:
+    """Close a Qdrant local client (it holds a lock file until closed)."""
+    client = getattr(getattr(store, "text_store", None), "client", None)
+    if client is not None and hasattr(client, "close"):
+        client.close()
+
+
+def _node(rid: str, doc: str, version: str, text: str, *, figure: bool = False) -> TextNode:
+    meta = {"doc": doc, "page": 1, "kind": "figure" if figure else "text", "figure": ""}
+    node: TextNode = (
+        ImageNode(id_=rid, text=text, metadata=meta) if figure else TextNode(id_=rid, text=text)
     )
+    node.metadata = meta
+    node.relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(node_id=ref_doc_id(doc, version))
+    return node
 
 
-def test_new_store_records_manifest_and_reopens(tmp_path: Path) -> None:
-    store = open_store(tmp_path / "s")
-    assert store.manifest() is None
+def _fill(store: StoreBase) -> None:
+    store.check_manifest(MANIFEST)
+    nodes = [
+        _node("d::1@v1", "d.pdf", "v1", "one"),
+        _node("d::2@v1", "d.pdf", "v1", "two"),
+        _node("d::f@v1", "d.pdf", "v1", "Figure 1 pump", figure=True),
+        _node("e::1@v7", "e.pdf", "v7", "three"),
+    ]
+    vectors = np.asarray([[1, 0, 0], [0, 1, 0], [0.7, 0.7, 0], [0, 0, 1]], np.float32)
+    store.upsert("text", nodes, vectors)
+    store.upsert("figure", [nodes[2]], vectors[2:3])
+    store.upsert("image", [nodes[2]], vectors[2:3])
+
+
+def test_every_backend_is_a_store(store: StoreBase) -> None:
+    assert isinstance(store, Store)
+
+
+def test_query_returns_cosine_similarity_best_first(store: StoreBase) -> None:
     _fill(store)
-    reopened = open_store(tmp_path / "s", create=False)
-    assert reopened.manifest() == MANIFEST
-    assert reopened.counts() == {"text": 3, "image": 0}
-    assert [d.doc for d in reopened.documents()] == ["d.pdf"]
+    got = store.query("text", [0.9, 0.1, 0.0], 3)
+    assert [rid for rid, _ in got] == ["d::1@v1", "d::f@v1", "d::2@v1"]
+    assert got[0][1] == pytest.approx(0.9 / np.hypot(0.9, 0.1), abs=1e-4)
+    assert [rid for rid, _ in store.query("figure", [0.0, 0.0, 1.0], 5)] == ["d::f@v1"]
+    assert [rid for rid, _ in store.query("image", [1.0, 0.0, 0.0], 5)] == ["d::f@v1"]
 
 
-def test_other_models_are_a_mismatch_naming_both(tmp_path: Path) -> None:
-    store = open_store(tmp_path / "s")
+def test_records_come_back_with_our_metadata_only(store: StoreBase) -> None:
     _fill(store)
+    got = {rid: (text, meta) for rid, text, meta in store.records(["d::f@v1", "e::1@v7", "x"])}
+    assert set(got) == {"d::f@v1", "e::1@v7"}
+    text, meta = got["d::f@v1"]
+    assert text == "Figure 1 pump"
+    assert meta["kind"] == "figure" and meta["doc"] == "d.pdf" and meta["page"] == 1
+    assert not {"_node_content", "ref_doc_id", "ver", "rid"} & set(meta)
+
+
+def test_delete_version_removes_one_version_in_every_space(store: StoreBase) -> None:
+    _fill(store)
+    store.delete_version("d.pdf", "v1")
+    assert [rid for rid, _ in store.query("text", [1.0, 1.0, 1.0], 10)] == ["e::1@v7"]
+    assert store.query("figure", [1.0, 1.0, 0.0], 10) == []
+    assert store.query("image", [1.0, 1.0, 0.0], 10) == []
+
+
+def test_blobs_round_trip_by_key_and_group(store: StoreBase) -> None:
+    big = os.urandom(5 << 20)  # more than one piece in a Chroma blob table
+    store.put_blob("seg/a@1", b"x")
+    store.put_blob(f"{png_group('d/x.pdf', 'v1')}/p.png", big)
+    store.put_blob(f"{png_group('d/x.pdf', 'v1')}/q.png", b"q")
+    assert store.get_blob("seg/a@1") == b"x"
+    assert store.get_blobs(["seg/a@1", "seg/none"]) == {"seg/a@1": b"x"}
+    assert store.get_blob(f"{png_group('d/x.pdf', 'v1')}/p.png") == big
+    assert len(store.blob_keys(png_group("d/x.pdf", "v1"))) == 2
+    store.delete_group(png_group("d/x.pdf", "v1"))
+    assert store.blob_keys(png_group("d/x.pdf", "v1")) == []
+    store.delete_blob("seg/a@1")
+    assert store.get_blob("seg/a@1") is None
+
+
+def test_catalog_is_created_once_and_checked(store: StoreBase) -> None:
+    assert store.catalog() is None
+    created = store.check_manifest(MANIFEST)
+    assert store.catalog() == created
     other = MANIFEST.model_copy(update={"text_model": "BAAI/bge-small-en-v1.5", "text_dim": 384})
     with pytest.raises(StoreMismatchError, match="store has 'm', requested 'BAAI/bge-small"):
         store.check_manifest(other)
 
 
-def test_delete_document_removes_records_and_entry(tmp_path: Path) -> None:
-    store = open_store(tmp_path / "s")
-    _fill(store)
-    store.delete_document("d.pdf")
-    assert store.counts()["text"] == 1
-    assert store.document("d.pdf") is None
+def test_a_second_writer_waits_then_fails_naming_the_holder(store: StoreBase) -> None:
+    with store.writer(timeout=1):
+        with pytest.raises(StoreLockedError, match="another writer") as err:
+            with store.writer(timeout=0.5):
+                pass
+    assert err.value.holder
+    with store.writer(timeout=1):  # released: free again
+        pass
 
 
-def _server_like_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ChromaStore:
-    # A store without a local folder (as on a Chroma server) keeps PNGs inside Chroma.
-    import chromadb
-
-    monkeypatch.setenv("MMRAG_CACHE_DIR", str(tmp_path / "cache"))
-    return ChromaStore(chromadb.EphemeralClient(), location=f"mem-{tmp_path.name}", name="t")
-
-
-def test_figure_file_is_materialised_from_a_server_store(
+def test_figure_file_is_materialised_from_the_store_copy(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = _server_like_store(tmp_path, monkeypatch)
-    _fill(store)
-    path = store.figure_file("d.pdf", "abc.png")
-    assert path.read_bytes() == b"\x89PNG fake"
+    store = make_store("chroma-remote", tmp_path, monkeypatch)
+    store.put_blob(store.png_key("d.pdf", "v1", "abc.png"), b"\x89PNG fake")
+    path = store.figure_file("d.pdf", "v1", "abc.png")
+    assert isinstance(path, Path) and path.read_bytes() == b"\x89PNG fake"
     assert path.is_relative_to(tmp_path / "cache")
     path.unlink()
-    store.delete_document("d.pdf")
+    store.delete_group(png_group("d.pdf", "v1"))
     with pytest.raises(StoreError, match="missing"):
-        store.figure_file("d.pdf", "abc.png")
+        store.figure_file("d.pdf", "v1", "abc.png")
 
 
-def test_embedded_store_keeps_pngs_as_files_only(tmp_path: Path) -> None:
-    store = open_store(tmp_path / "s")
-    _fill(store)
-    assert store.figures_dir == tmp_path / "s" / "figures"
-    with pytest.raises(StoreError, match="missing"):
-        store.figure_file("d.pdf", "abc.png")
-
-
-def test_generation_increments(tmp_path: Path) -> None:
-    store = open_store(tmp_path / "s")
-    _fill(store)
-    assert store.bump_generation() == 1
-    assert store.bump_generation() == 2
+def test_without_a_writable_cache_figures_come_as_bytes() -> None:
+    store = MemoryStore()
+    store.put_blob(store.png_key("d.pdf", "v1", "abc.png"), b"png")
+    assert store.figure_file("d.pdf", "v1", "abc.png") == b"png"
 
 
 def test_store_path_that_is_a_file_is_refused(tmp_path: Path) -> None:
@@ -106,7 +214,9 @@ def test_missing_store_is_not_created_when_reading(tmp_path: Path) -> None:
     assert not (tmp_path / "nothing").exists()
 
 
-def test_read_only_store_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_read_only_store_is_refused_for_writing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     folder = tmp_path / "ro"
     folder.mkdir()
     folder.chmod(0o555)
@@ -114,7 +224,7 @@ def test_read_only_store_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         # Root ignores permission bits (CI runs as root): let access() answer as a user would.
         real_access = os.access
         monkeypatch.setattr(
-            "multimodal_rag.storage.os.access",
+            "multimodal_rag.store.chroma.os.access",
             lambda p, mode: False if Path(p) == folder and mode & os.W_OK else real_access(p, mode),
         )
     with pytest.raises(StoreError, match="not writable"):
@@ -129,28 +239,7 @@ def test_unreachable_server_is_a_clear_error(tmp_path: Path) -> None:
         open_store(url=f"http://127.0.0.1:{free_port()}")
 
 
-def test_bad_url_is_refused() -> None:
-    with pytest.raises(StoreError, match="expected a URL"):
-        open_store(url="localhost:8000")
-
-
-@pytest.mark.slow
-def test_server_store_behaves_like_embedded(tmp_path: Path) -> None:
-    with chroma_server(tmp_path / "server") as url:
-        remote = open_store(url=url)
-        _fill(remote)
-        local = open_store(tmp_path / "local")
-        _fill(local)
-        query = [0.9, 0.1, 0.0]
-        got = [
-            s.text.query(query_embeddings=[query], n_results=3, include=["distances"])
-            for s in (remote, local)
-        ]
-        assert got[0]["ids"] == got[1]["ids"]
-        assert got[0]["distances"][0] == pytest.approx(got[1]["distances"][0])
-        assert open_store(url=url, create=False).describe() == {
-            **local.describe(),
-            "store": url,
-        }
-    with pytest.raises(StoreError):
-        remote.counts()  # the server is gone: a StoreError, not a raw connection error
+@pytest.mark.parametrize("url", ["localhost:8000", "http://[::1", "ftp://x"])
+def test_bad_url_is_refused(url: str) -> None:
+    with pytest.raises(StoreError, match="URL"):
+        open_store(url=url)

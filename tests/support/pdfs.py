@@ -239,3 +239,39 @@ def make_manual_pdf(path: Path, *, outline: bool = True) -> Path:
     doc.save(path, garbage=3, deflate=True, no_new_id=True)
     doc.close()
     return path
+
+
+def make_duplicate_image_pdf(path: Path) -> Path:
+    """Two pages that print one raster image three times, each under its own caption.
+
+    Manuals reuse an icon or a photo; the store must keep every figure, though their
+    PNG bytes (and so their content addresses) are identical.
+    """
+    import pymupdf
+
+    doc = pymupdf.open()
+    fonts = {"helv": pymupdf.Font("helv"), "hebo": pymupdf.Font("hebo")}
+    png = _raster_png()
+    for _ in range(2):
+        doc.new_page(width=595, height=842)
+    pages = [doc[0], doc[1]]
+    w = _Writer(pages[0], fonts, 80.0)
+    w.line("Mounting the bracket", size=16.0, bold=True)
+    w.gap(6)
+    w.line("The bracket is fitted on the left side first, as Figure 1 shows, then on the")
+    w.line("right side as in Figure 2. The same bracket holds the rear panel (Figure 3).")
+    w.flush()
+    for i, y in enumerate((180.0, 480.0)):
+        pages[0].insert_image(pymupdf.Rect(150, y, 350, y + 125), stream=png)
+        w = _Writer(pages[0], fonts, y + 130)
+        w.line(f"Figure {i + 1}: Bracket on the {('left', 'right')[i]} side.", size=10.0, x=150)
+        w.flush()
+    pages[1].insert_image(pymupdf.Rect(150, 120, 350, 245), stream=png)
+    w = _Writer(pages[1], fonts, 250.0)
+    w.line("Figure 3: Bracket holding the rear panel.", size=10.0, x=150.0)
+    w.gap(12)
+    w.line("Tighten the four screws of the rear panel by hand, then a quarter turn more.")
+    w.flush()
+    doc.save(path, garbage=3, deflate=True, no_new_id=True)
+    doc.close()
+    return path
