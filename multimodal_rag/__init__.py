@@ -25,6 +25,7 @@ from .config import LoaderConfig, ModelProfile, profile
 from .errors import (
     DocumentLoadError,
     EvaluationError,
+    LLMError,
     ModelNotFoundError,
     MultimodalRAGError,
     QueryError,
@@ -69,6 +70,7 @@ __all__ = [
     "EvaluationError",
     "Figure",
     "Hit",
+    "LLMError",
     "LoadedDocument",
     "LoaderConfig",
     "ModelNotFoundError",

@@ -13,17 +13,31 @@ Each turn:
 The chat response carries the query response's ``source_nodes`` and
 ``metadata`` (citations, cited numbers, mode, and ``query``: the standalone
 question), so a chatbot shows sources exactly as for a single query.
+
+``get_prompts()`` shows ``"condense_prompt"`` and the query engine's
+``"query_engine:system_prompt"``; ``update_prompts()`` changes either. An LLM
+that fails while condensing is logged and the rule takes over; one that fails
+while answering raises :class:`~multimodal_rag.errors.LLMError` whose
+``fallback`` is the extractive chat reply over the same sources (and that
+reply is what the conversation remembers). The async methods keep the event
+loop free (see :mod:`multimodal_rag.engine`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncGenerator, Generator, Sequence
+from typing import Any
 
 from llama_index.core.base.llms.generic_utils import messages_to_history_str
 from llama_index.core.base.llms.types import ChatMessage, ChatResponse, MessageRole
-from llama_index.core.base.response.schema import Response, StreamingResponse
+from llama_index.core.base.response.schema import (
+    AsyncStreamingResponse,
+    Response,
+    StreamingResponse,
+)
 from llama_index.core.callbacks import CallbackManager
 from llama_index.core.chat_engine.types import (
     AgentChatResponse,
@@ -32,10 +46,12 @@ from llama_index.core.chat_engine.types import (
 )
 from llama_index.core.llms.llm import LLM
 from llama_index.core.memory import BaseMemory, ChatMemoryBuffer
-from llama_index.core.prompts import PromptTemplate
+from llama_index.core.prompts import BasePromptTemplate, PromptTemplate
+from llama_index.core.prompts.mixin import PromptDictType, PromptMixin, PromptMixinType
 from llama_index.core.tools import ToolOutput
 
-from .engine import CitedQueryEngine
+from .engine import CitedQueryEngine, _sync_only_llm
+from .errors import LLMError
 
 logger = logging.getLogger(__name__)
 
@@ -99,20 +115,33 @@ def condense_without_llm(message: str, history: Sequence[ChatMessage]) -> str:
     return f"{previous.strip()} {text}" if dependent else text
 
 
+def _why(error: Exception) -> str:
+    return f"{type(error).__name__}: {' '.join(str(error).split())[:200]}"
+
+
 def _plain(response: object) -> Response:
-    # CitedQueryEngine.query always returns a Response; the base class types it wider.
+    # A streaming query engine hands back a stream; a chat turn wants the whole answer.
+    if isinstance(response, StreamingResponse):
+        return response.get_response()
     if not isinstance(response, Response):
         raise TypeError(f"expected a Response from the query engine, got {type(response)!r}")
     return response
 
 
-class CitedChatEngine(BaseChatEngine):
+async def _aplain(response: object) -> Response:
+    if isinstance(response, AsyncStreamingResponse):
+        return await response.get_response()
+    return _plain(response)
+
+
+class CitedChatEngine(BaseChatEngine, PromptMixin):
     """Chat over the documents with condensed follow-ups and cited answers.
 
     Args:
         query_engine: Answers each standalone question.
-        llm: Condenses follow-ups; ``None`` uses the query engine's LLM, and the
-            rule of :func:`condense_without_llm` when that is ``None`` too.
+        llm: Condenses follow-ups; ``None`` uses the query engine's LLM (which is
+            ``Settings.llm`` when the application set one and passed none), and
+            the rule of :func:`condense_without_llm` when that is ``None`` too.
         memory: Conversation memory; a ``ChatMemoryBuffer`` of 3,000 tokens by default.
         condense_prompt: Template with ``{chat_history}`` and ``{question}``.
         callback_manager: LlamaIndex callbacks.
@@ -138,8 +167,20 @@ class CitedChatEngine(BaseChatEngine):
         self.memory = (
             memory if memory is not None else ChatMemoryBuffer.from_defaults(token_limit=3000)
         )
-        self.condense_prompt = PromptTemplate(condense_prompt)
-        self.callback_manager = callback_manager or CallbackManager([])
+        self.condense_prompt: BasePromptTemplate = PromptTemplate(condense_prompt)
+        self.callback_manager = callback_manager or query_engine.callback_manager
+
+    # -- prompts -----------------------------------------------------------------------------
+
+    def _get_prompts(self) -> dict[str, Any]:
+        return {"condense_prompt": self.condense_prompt}
+
+    def _update_prompts(self, prompts: PromptDictType) -> None:
+        if "condense_prompt" in prompts:
+            self.condense_prompt = prompts["condense_prompt"]
+
+    def _get_prompt_modules(self) -> PromptMixinType:
+        return {"query_engine": self.query_engine}
 
     # -- condensing --------------------------------------------------------------------------
 
@@ -156,18 +197,28 @@ class CitedChatEngine(BaseChatEngine):
         """The standalone question for ``message`` given the conversation so far."""
         if not history or self.llm is None:
             return condense_without_llm(message, history)
-        rewritten = self.llm.predict(
-            self.condense_prompt, **self._condense_prompt_args(message, history)
-        ).strip()
+        try:
+            rewritten = self.llm.predict(
+                self.condense_prompt, **self._condense_prompt_args(message, history)
+            ).strip()
+        except Exception as e:  # any provider's client error: the rule still condenses
+            logger.warning("condensing with the LLM failed (%s); using the rule", _why(e))
+            rewritten = ""
         return rewritten or condense_without_llm(message, history)
 
     async def acondense(self, message: str, history: Sequence[ChatMessage]) -> str:
         """Async :meth:`condense`."""
         if not history or self.llm is None:
             return condense_without_llm(message, history)
-        rewritten = await self.llm.apredict(
-            self.condense_prompt, **self._condense_prompt_args(message, history)
-        )
+        if _sync_only_llm(self.llm, "achat"):
+            return await asyncio.to_thread(self.condense, message, history)
+        try:
+            rewritten = await self.llm.apredict(
+                self.condense_prompt, **self._condense_prompt_args(message, history)
+            )
+        except Exception as e:  # any provider's client error: the rule still condenses
+            logger.warning("condensing with the LLM failed (%s); using the rule", _why(e))
+            rewritten = ""
         return rewritten.strip() or condense_without_llm(message, history)
 
     # -- turns -------------------------------------------------------------------------------
@@ -183,7 +234,9 @@ class CitedChatEngine(BaseChatEngine):
         self.memory.put(ChatMessage(role=MessageRole.ASSISTANT, content=answer))
 
     @staticmethod
-    def _sources(question: str, response: Response | StreamingResponse) -> list[ToolOutput]:
+    def _sources(
+        question: str, response: Response | StreamingResponse | AsyncStreamingResponse
+    ) -> list[ToolOutput]:
         return [
             ToolOutput(
                 tool_name="cited_query_engine",
@@ -201,6 +254,12 @@ class CitedChatEngine(BaseChatEngine):
             metadata=dict(response.metadata or {}),
         )
 
+    def _failed(self, message: str, question: str, error: LLMError) -> None:
+        """Remember the extractive fallback as the turn; the error carries it as a chat reply."""
+        if isinstance(error.fallback, Response):
+            self._remember(message, question, str(error.fallback.response or ""))
+            error.fallback = self._reply(question, error.fallback)
+
     def chat(
         self, message: str, chat_history: list[ChatMessage] | None = None
     ) -> AgentChatResponse:
@@ -211,7 +270,11 @@ class CitedChatEngine(BaseChatEngine):
         """
         question = self.condense(message, self._history(message, chat_history))
         logger.info("chat: answering standalone question %r", question)
-        response = _plain(self.query_engine.query(question))
+        try:
+            response = _plain(self.query_engine.query(question))
+        except LLMError as e:
+            self._failed(message, question, e)
+            raise
         self._remember(message, question, str(response.response or ""))
         return self._reply(question, response)
 
@@ -223,7 +286,11 @@ class CitedChatEngine(BaseChatEngine):
             chat_history if chat_history is not None else await self.memory.aget(input=message)
         )
         question = await self.acondense(message, history)
-        response = _plain(await self.query_engine.aquery(question))
+        try:
+            response = await _aplain(await self.query_engine.aquery(question))
+        except LLMError as e:
+            self._failed(message, question, e)
+            raise
         self._remember(message, question, str(response.response or ""))
         return self._reply(question, response)
 
@@ -264,20 +331,32 @@ class CitedChatEngine(BaseChatEngine):
     async def astream_chat(
         self, message: str, chat_history: list[ChatMessage] | None = None
     ) -> StreamingAgentChatResponse:
-        """Async :meth:`stream_chat` (the LLM stream itself is read synchronously)."""
+        """Async :meth:`stream_chat`: read ``reply.async_response_gen()``.
+
+        The LLM's own async stream is used (a sync-only LLM is read in a worker
+        thread), so the event loop stays free while tokens arrive.
+        """
         history = (
             chat_history if chat_history is not None else await self.memory.aget(input=message)
         )
         question = await self.acondense(message, history)
-        reply, stream = self._streaming_reply(message, question, self.query_engine.stream(question))
+        streaming = await self.query_engine.astream(question)
 
         async def achat_stream() -> AsyncGenerator[ChatResponse, None]:
-            for item in stream:
-                yield item
+            text = ""
+            async for delta in streaming.async_response_gen():
+                text += delta
+                yield ChatResponse(
+                    message=ChatMessage(role=MessageRole.ASSISTANT, content=text), delta=delta
+                )
+            self._remember(message, question, text.strip())
 
-        reply.chat_stream = None
-        reply.achat_stream = achat_stream()
-        return reply
+        return StreamingAgentChatResponse(
+            achat_stream=achat_stream(),
+            sources=self._sources(question, streaming),
+            source_nodes=list(streaming.source_nodes),
+            is_writing_to_memory=False,
+        )
 
     def reset(self) -> None:
         """Forget the conversation."""

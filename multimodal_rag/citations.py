@@ -5,7 +5,7 @@ The query engine numbers the passages and figures it hands to the LLM ``[1]``,
 This module owns that numbering: the header each source gets in the prompt,
 the structured :class:`Citation` records put in ``response.metadata``, reading
 ``[n]`` markers back out of an answer, and the "Sources:" lines an application
-prints under it.
+prints under it. The answer without an LLM is :mod:`multimodal_rag.extractive`'s.
 """
 
 from __future__ import annotations
@@ -25,20 +25,12 @@ __all__ = [
     "cited_numbers",
     "citations_for",
     "citations_from_response",
-    "extractive_answer",
     "format_sources",
     "source_header",
 ]
 
 # "[1]", "[1, 2]", "[1][2]" (the last is two matches); the digits are validated later.
 _MARKER = re.compile(r"\[(\d{1,3}(?:\s*[,;]\s*\d{1,3})*)\]")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
-_WORD = re.compile(r"[a-z0-9]+")
-# Words that match almost every sentence and would make the excerpt choice arbitrary.
-_STOPWORDS = frozenset(
-    "the a an and or of to in on for with is are was were be by at as it its this that these "
-    "those what which how why when where who does do can from into your you i my me".split()
-)
 
 
 @dataclass(frozen=True)
@@ -207,56 +199,3 @@ def citations_from_response(response: Any) -> list[Citation]:
                 break
     raw = (metadata or {}).get("citations", [])
     return [Citation.from_json(c) for c in raw]
-
-
-def _terms(text: str) -> set[str]:
-    return {w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS and len(w) > 1}
-
-
-def excerpt(text: str, query: str, max_chars: int = 400) -> str:
-    """The sentences of ``text`` that share most words with ``query``, in text order.
-
-    Falls back to the start of the text when no sentence shares a word.
-
-    Example:
-        >>> excerpt("Intro. The lens focuses light. Unrelated.", "what does the lens do?")
-        'The lens focuses light.'
-    """
-    sentences = [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
-    if not sentences:
-        return ""
-    wanted = _terms(query)
-    scored = [(len(_terms(s) & wanted), i) for i, s in enumerate(sentences)]
-    best = sorted((i for score, i in scored if score > 0), key=lambda i: (-scored[i][0], i))
-    chosen: list[int] = []
-    length = 0
-    for i in best:
-        if length + len(sentences[i]) > max_chars and chosen:
-            break
-        chosen.append(i)
-        length += len(sentences[i]) + 1
-    if not chosen:
-        chosen = [0]
-    out = " ".join(sentences[i] for i in sorted(chosen))
-    return out if len(out) <= max_chars else out[: max_chars - 1].rstrip() + "…"
-
-
-def extractive_answer(query: str, hits: Sequence[Hit], max_chars: int = 400) -> str:
-    """A readable answer without an LLM: each source's header and its best-matching excerpt.
-
-    Args:
-        query: The question (used to pick each source's excerpt).
-        hits: The numbered sources (``hit.rank`` is the citation number).
-        max_chars: Longest excerpt per source.
-    """
-    lines = [f"Most relevant passages and figures for {query!r} (no language model configured):"]
-    for hit in hits:
-        lines.append("")
-        header = source_header(hit)
-        if hit.image:
-            header += f" (image: {hit.image})"
-        lines.append(header)
-        body = excerpt(source_body(hit), query, max_chars)
-        if body:
-            lines.append(body)
-    return "\n".join(lines)

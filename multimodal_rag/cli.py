@@ -122,6 +122,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("text", metavar="TEXT")
     _store_args(p)
     p.add_argument("--top-k", type=int, default=5)
+    p.add_argument(
+        "--llm-url",
+        metavar="URL",
+        help="OpenAI-compatible server (Ollama, llama.cpp, vLLM, LM Studio, OpenAI), "
+        "e.g. http://127.0.0.1:11434/v1; API key from OPENAI_API_KEY when set",
+    )
+    p.add_argument("--llm-model", metavar="NAME", help="model name the server serves")
+    p.add_argument(
+        "--multimodal",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="send figures to the LLM as images (default: decided by the model name)",
+    )
+    p.add_argument("--llm-timeout", type=float, default=120.0, metavar="SECONDS", help="per answer")
 
     p = command("figures", "list the figures the loader finds in a PDF (no index)")
     p.add_argument("pdf", metavar="PDF")
@@ -305,14 +319,54 @@ def _cmd_query(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _ask_llm(args: argparse.Namespace) -> Any:
+    if args.top_k < 1:
+        raise _UsageError("--top-k must be at least 1")
+    if not args.llm_url:
+        if args.llm_model or args.multimodal is not None:
+            raise _UsageError("--llm-model and --multimodal need --llm-url")
+        return None
+    if not args.llm_model:
+        raise _UsageError("--llm-url needs --llm-model NAME (the model the server serves)")
+    from .llms import openai_compatible_llm
+
+    return openai_compatible_llm(args.llm_url, args.llm_model, timeout=args.llm_timeout)
+
+
 def _cmd_ask(args: argparse.Namespace) -> int:
+    from llama_index.core.schema import QueryBundle
+
+    from .citations import citations_from_response, format_sources
+    from .errors import LLMError
+
     _retriever_config(args)
+    llm = _ask_llm(args)  # before the store opens: a bad URL fails fast
+    error: LLMError | None = None
     with _store_folder(args, changes=False) as folder:
         index = _open_index(args, folder, create=False)
-        engine = index.as_query_engine(llm=None, top_k=args.top_k)
-        response = engine.query(args.text)
-    payload = {"query": args.text, "answer": str(response), **(response.metadata or {})}
-    _emit(args, payload, str(response))
+        engine = index.as_query_engine(llm, top_k=args.top_k, multimodal=args.multimodal)
+        try:
+            response = engine.answer(QueryBundle(args.text))
+        except LLMError as e:
+            if e.fallback is None:
+                raise
+            # Retrieval worked: print the cited passages, then fail with the LLM's one line.
+            error, response = e, e.fallback
+    answer = str(response.response or "")
+    payload: dict[str, Any] = {"query": args.text, "answer": answer, **(response.metadata or {})}
+    if llm is not None:
+        payload["llm"] = {
+            "url": args.llm_url,
+            "model": args.llm_model,
+            "multimodal": engine.multimodal,
+            "reason": engine.multimodal_reason,
+        }
+    payload["error"] = str(error) if error else None
+    sources = format_sources(citations_from_response(response), answer)
+    _emit(args, payload, f"{answer}\n\n{sources}" if sources else answer)
+    if error is not None:
+        print(f"mmrag: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     return EXIT_OK
 
 

@@ -12,6 +12,8 @@ application can catch them all in one place::
     │   └── StoreLockedError   another writer holds the store past the wait (.holder)
     ├── QueryError             an empty query, an unreadable query image, a query
     │                          the store cannot answer (image query, no CLIP vectors)
+    ├── LLMError               the LLM cannot be set up or did not answer (.url, .model,
+    │                          .fallback: the extractive answer from the same sources)
     └── EvaluationError        a malformed question file (.path, .line)
 
 The command line turns each of these into a one-line message and exit code 2.
@@ -21,10 +23,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "DocumentLoadError",
     "EvaluationError",
+    "LLMError",
     "ModelNotFoundError",
     "MultimodalRAGError",
     "QueryError",
@@ -112,6 +116,34 @@ class StoreLockedError(StoreError):
 
 class QueryError(MultimodalRAGError):
     """The query cannot be answered as asked (empty, bad image, missing modality)."""
+
+
+class LLMError(MultimodalRAGError):
+    """The LLM could not be set up, could not be reached, or failed to answer.
+
+    Retrieval already happened when an answer fails, so nothing of it is lost:
+    ``fallback`` holds the extractive answer over the same numbered sources.
+
+    Attributes:
+        url: The server's API base, when the LLM talks to one.
+        model: The model name, when known.
+        fallback: A LlamaIndex ``Response`` answering extractively from the
+            sources the LLM was given (``metadata["mode"] == "extractive"``), or
+            ``None`` when the failure came before retrieval.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str | None = None,
+        model: str | None = None,
+        fallback: Any = None,
+    ) -> None:
+        self.url = url
+        self.model = model
+        self.fallback = fallback
+        super().__init__(message)
 
 
 class EvaluationError(MultimodalRAGError):

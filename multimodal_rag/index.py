@@ -342,29 +342,91 @@ class MultimodalIndex:
         llm: LLM | None = None,
         *,
         top_k: int = 5,
+        similarity_top_k: int | None = None,
         max_images: int = 3,
+        multimodal: bool | None = None,
+        streaming: bool = False,
+        node_postprocessors: Sequence[BaseNodePostprocessor] | None = None,
+        filters: MetadataFilters | None = None,
         retriever_config: RetrieverConfig | None = None,
+        callback_manager: CallbackManager | None = None,
     ) -> CitedQueryEngine:
         """A query engine that answers with page and figure citations.
 
         Args:
             llm: Any LlamaIndex LLM; a multimodal one also gets the figures.
-                ``None`` gives an extractive answer (cited passages and figures).
+                ``None`` uses ``Settings.llm`` when the application set one, else
+                gives an extractive answer (cited sentences, passages and figures).
             top_k: Sources handed to the LLM.
+            similarity_top_k: LlamaIndex's name for it: sets ``top_k`` and the
+                retriever's result count.
             max_images: Figure images sent to a multimodal LLM.
+            multimodal: Send figure images to the LLM; ``None`` decides from the LLM
+                (see :mod:`multimodal_rag.llms` for the table of models).
+            streaming: ``query`` returns a ``StreamingResponse``.
+            node_postprocessors: Applied to the retrieved nodes before the sources
+                are numbered (rerankers, cutoffs).
+            filters: ``MetadataFilters`` for the retriever.
             retriever_config: Retrieval settings.
+            callback_manager: LlamaIndex callbacks (QUERY, RETRIEVE, SYNTHESIZE, LLM).
         """
         from .engine import CitedQueryEngine
 
+        if similarity_top_k is not None:
+            top_k = similarity_top_k
+        retriever = self.as_retriever(
+            retriever_config,
+            similarity_top_k=max(top_k, (retriever_config or _default_config()).top_k),
+            filters=filters,
+            callback_manager=callback_manager,
+        )
         return CitedQueryEngine(
-            self.as_retriever(retriever_config), llm, top_k=top_k, max_images=max_images
+            retriever,
+            llm,
+            top_k=top_k,
+            max_images=max_images,
+            multimodal=multimodal,
+            streaming=streaming,
+            node_postprocessors=node_postprocessors,
+            embed_model=self.text_embedder,
+            callback_manager=callback_manager,
         )
 
-    def as_chat_engine(self, llm: LLM | None = None, *, top_k: int = 5) -> CitedChatEngine:
-        """A chat engine for chatbots: follow-ups are condensed with the history."""
+    def as_chat_engine(
+        self,
+        llm: LLM | None = None,
+        *,
+        top_k: int = 5,
+        similarity_top_k: int | None = None,
+        multimodal: bool | None = None,
+        streaming: bool = False,
+        node_postprocessors: Sequence[BaseNodePostprocessor] | None = None,
+        filters: MetadataFilters | None = None,
+        callback_manager: CallbackManager | None = None,
+    ) -> CitedChatEngine:
+        """A chat engine for chatbots: follow-ups are condensed with the history.
+
+        Takes the arguments of :meth:`as_query_engine` that a chat needs.
+        """
         from .chat import CitedChatEngine
 
-        return CitedChatEngine(self.as_query_engine(llm, top_k=top_k), llm=llm)
+        engine = self.as_query_engine(
+            llm,
+            top_k=top_k,
+            similarity_top_k=similarity_top_k,
+            multimodal=multimodal,
+            streaming=streaming,
+            node_postprocessors=node_postprocessors,
+            filters=filters,
+            callback_manager=callback_manager,
+        )
+        return CitedChatEngine(engine, llm=llm, callback_manager=callback_manager)
+
+
+def _default_config() -> RetrieverConfig:
+    from .retrieval import RetrieverConfig
+
+    return RetrieverConfig()
 
 
 def _settings_embed_model() -> BaseEmbedding | None:

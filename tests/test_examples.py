@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import importlib.util
 import io
 import json
@@ -203,10 +204,12 @@ def test_chatbot_page_renders_answer_and_thumbnail_in_chromium(
     chat_url: str, tmp_path: Path
 ) -> None:
     question = "front view of the pump and its control panel"
-    assert any(c["figure"] == "Figure 1" for c in _chat(chat_url, question)["citations"])
+    reply = _chat(chat_url, question, session="browser")  # a fresh conversation, as the page's
+    assert any(c["figure"] == "Figure 1" for c in reply["citations"])
     url = chat_url + "?q=" + urllib.parse.quote(question)
     dom = _browser(tmp_path, "--dump-dom", url).stdout.decode("utf-8")
-    assert "Most relevant passages and figures" in dom
+    assert html.escape(reply["answer"], quote=False) in dom
+    assert "/tmp/" not in dom and str(tmp_path) not in dom  # no server paths on the page
     assert "pump.pdf p. 1 (Figure 1)" in dom
     assert 'data-loaded="true"' in dom, "a figure thumbnail did not load"
     shot = tmp_path / "chatbot.png"
@@ -311,7 +314,7 @@ def _run_notebook(path: Path, work: Path, monkeypatch: pytest.MonkeyPatch) -> st
 EXPECTED_OUTPUT = {
     # Some figure is among the sources; which one is not asked: neither figure is about the
     # question (the filter), and int8 and fp32 vectors order those two differently.
-    "01_quickstart.ipynb": ["[1] aquaflow-200-manual.pdf p.5", "Sources:", "(Figure "],
+    "01_quickstart.ipynb": ["Sources:\n[1] aquaflow-200-manual.pdf p. 5", "(Figure "],
     "02_figure_search.ipynb": [
         "p.4 vector Figure 2",
         "TINY RANDOM CLIP",

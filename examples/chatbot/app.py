@@ -3,17 +3,30 @@
 One HTML page (``index.html`` beside this file) talks to a JSON endpoint backed
 by :class:`multimodal_rag.CitedChatEngine`; each browser tab keeps its own
 conversation. Answers show their numbered sources (document, page, figure) and
-thumbnails of the cited figures.
+thumbnails of the figures among them. Nothing the browser receives names a
+file or folder of the server: figures travel as ``/figures/<hash>.png`` URLs,
+and errors as short messages (details go to the server's log).
 
 Run::
 
     mmrag ingest manual.pdf --store store --profile offline
     python examples/chatbot/app.py --store store            # http://127.0.0.1:8000/
 
-Without an LLM the answers are extractive (the best excerpts, each cited).
-``--llm ollama --model llama3.2`` or ``--llm openai --model gpt-4o-mini`` plug
-in a real LLM when its LlamaIndex integration is installed
-(``pip install llama-index-llms-ollama`` / ``llama-index-llms-openai``).
+Without an LLM the answers are extractive (the sentences of the best sources
+that answer the question, each cited). Any OpenAI-compatible server plugs in a
+real LLM (``pip install llama-index-llms-openai-like``; the API key comes from
+``OPENAI_API_KEY`` when set)::
+
+    python examples/chatbot/app.py --store store \
+        --llm-url http://127.0.0.1:11434/v1 --llm-model llava    # Ollama, sees the figures
+
+``--multimodal`` / ``--no-multimodal`` overrides whether the figures go to the
+LLM as images (by default the model name decides, see
+:func:`multimodal_rag.llms.multimodal_choice`). ``--llm ollama --model
+llama3.2`` or ``--llm openai --model gpt-4o-mini`` use those LlamaIndex
+integrations when installed (``pip install llama-index-llms-ollama`` /
+``llama-index-llms-openai``). When the LLM fails, the reply carries the
+extractive answer over the same sources and an ``error`` line.
 
 Endpoints:
 
@@ -50,6 +63,7 @@ from urllib.parse import urlsplit
 
 from multimodal_rag import CitedChatEngine, CitedQueryEngine, MultimodalRAGError, QueryError
 from multimodal_rag.citations import citations_from_response
+from multimodal_rag.errors import LLMError
 
 if TYPE_CHECKING:
     from llama_index.core.llms import LLM
@@ -80,6 +94,13 @@ class RequestTimeout(BadRequest):
     """The client stopped sending in the middle of its request (HTTP 408)."""
 
 
+def _public(value: Any) -> Any:
+    """A manifest value fit for the browser: a local model folder shows as its name only."""
+    if isinstance(value, str) and ("/" in value or "\\" in value) and Path(value).is_absolute():
+        return Path(value).name
+    return value
+
+
 class ChatService:
     """Chat engines per browser session over one index; safe to call from many threads.
 
@@ -87,12 +108,20 @@ class ChatService:
         index: The opened store.
         llm: Any LlamaIndex LLM, or ``None`` for extractive answers.
         top_k: Sources numbered per answer.
+        multimodal: Send figures to the LLM as images; ``None`` decides from the LLM.
     """
 
-    def __init__(self, index: MultimodalIndex, llm: LLM | None = None, top_k: int = 5) -> None:
+    def __init__(
+        self,
+        index: MultimodalIndex,
+        llm: LLM | None = None,
+        top_k: int = 5,
+        multimodal: bool | None = None,
+    ) -> None:
         self.index = index
         self.llm = llm
         self.top_k = top_k
+        self.multimodal = multimodal
         self._sessions: OrderedDict[str, CitedChatEngine] = OrderedDict()
         self._figures: dict[str, Path] = {}
         # One lock for all turns: Chroma's embedded client and the embedders are not
@@ -102,20 +131,45 @@ class ChatService:
     def _engine(self, session: str) -> CitedChatEngine:
         engine = self._sessions.get(session)
         if engine is None:
-            retriever = self.index.as_retriever()
-            engine = CitedChatEngine(CitedQueryEngine(retriever, llm=self.llm, top_k=self.top_k))
+            query_engine = CitedQueryEngine(
+                self.index.as_retriever(),
+                llm=self.llm,
+                top_k=self.top_k,
+                multimodal=self.multimodal,
+                # The store's own text model picks the sentences of an extractive answer.
+                embed_model=self.index.text_embedder,
+            )
+            engine = CitedChatEngine(query_engine)
             self._sessions[session] = engine
             while len(self._sessions) > MAX_SESSIONS:
                 self._sessions.popitem(last=False)
         self._sessions.move_to_end(session)
         return engine
 
+    def _citation(self, citation: Any) -> dict[str, Any]:
+        url = None
+        if citation.image:
+            path = Path(citation.image)
+            self._figures[path.name] = path
+            url = f"/figures/{path.name}"
+        return {
+            "n": citation.n,
+            "doc": citation.doc,
+            "page": citation.page,
+            "figure": citation.figure,
+            "kind": citation.kind,
+            "label": citation.short(),
+            "image_url": url,
+        }
+
     def chat(self, session: str, message: str) -> dict[str, Any]:
         """Answer one turn of a conversation.
 
         Returns:
-            ``{"answer", "question", "mode", "cited", "citations"}``; each citation is
-            ``{"n", "doc", "page", "figure", "kind", "label", "image_url"}``.
+            ``{"answer", "question", "mode", "cited", "citations", "error"}``; each
+            citation is ``{"n", "doc", "page", "figure", "kind", "label", "image_url"}``.
+            ``error`` is ``None``, or a line saying the LLM failed (then the answer is
+            the extractive one over the same sources).
 
         Raises:
             BadRequest: An empty or too long message, or a malformed session id.
@@ -127,29 +181,20 @@ class ChatService:
             raise BadRequest(f"the message is longer than {MAX_MESSAGE_CHARS} characters")
         if not SESSION_ID.fullmatch(session):
             raise BadRequest("the session id must be 1-64 letters, digits, '-' or '_'")
+        error = None
         with self._lock:
             try:
                 reply = self._engine(session).chat(message)
             except QueryError as e:
                 raise BadRequest(str(e)) from e
-            citations = []
-            for c in citations_from_response(reply):
-                url = None
-                if c.image:
-                    path = Path(c.image)
-                    self._figures[path.name] = path
-                    url = f"/figures/{path.name}"
-                citations.append(
-                    {
-                        "n": c.n,
-                        "doc": c.doc,
-                        "page": c.page,
-                        "figure": c.figure,
-                        "kind": c.kind,
-                        "label": c.short(),
-                        "image_url": url,
-                    }
-                )
+            except LLMError as e:
+                if e.fallback is None:
+                    raise
+                # The server's log gets the details (URL, cause); the browser a plain line.
+                logger.error("LLM failed: %s", e)
+                error = "The language model did not answer; these are the best passages."
+                reply = e.fallback
+            citations = [self._citation(c) for c in citations_from_response(reply)]
         metadata = reply.metadata or {}
         return {
             "answer": reply.response,
@@ -157,6 +202,7 @@ class ChatService:
             "mode": metadata.get("mode"),
             "cited": metadata.get("cited", []),
             "citations": citations,
+            "error": error,
         }
 
     def reset(self, session: str) -> None:
@@ -165,9 +211,15 @@ class ChatService:
             self._sessions.pop(session, None)
 
     def info(self) -> dict[str, Any]:
-        """The store's documents and models."""
+        """The store's documents, counts and model names (no server paths)."""
         with self._lock:
-            return self.index.info()
+            info = self.index.info()
+        return {
+            "text_chunks": info.get("text_chunks"),
+            "figures": info.get("figures"),
+            "documents": info.get("documents", []),
+            "models": {k: _public(v) for k, v in (info.get("models") or {}).items()},
+        }
 
     def figure(self, name: str) -> Path | None:
         """The PNG file for a figure name, or ``None`` when the name is not a figure's."""
@@ -271,7 +323,8 @@ class ChatHandler(BaseHTTPRequestHandler):
             try:
                 self._json(HTTPStatus.OK, service.info())
             except MultimodalRAGError as e:
-                self._error(HTTPStatus.INTERNAL_SERVER_ERROR, str(e))
+                logger.error("info failed: %s", e)
+                self._error(HTTPStatus.INTERNAL_SERVER_ERROR, "the store cannot be read")
         elif path.startswith("/figures/"):
             found = service.figure(path.removeprefix("/figures/"))
             if found is None:
@@ -305,12 +358,27 @@ class ChatHandler(BaseHTTPRequestHandler):
             logger.info("%s: bad request: %s", self.address_string(), e)
             self._error(HTTPStatus.BAD_REQUEST, str(e))
         except MultimodalRAGError as e:
+            # Messages of store and model errors name server paths: the log keeps them.
             logger.error("chat failed: %s", e)
-            self._error(HTTPStatus.INTERNAL_SERVER_ERROR, str(e))
+            self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"the answer failed ({type(e).__name__})")
 
 
-def make_llm(kind: str, model: str | None) -> LLM | None:
-    """The LLM for ``--llm``: ``None`` (extractive), MockLLM, or an installed integration."""
+def make_llm(
+    kind: str, model: str | None, url: str | None = None, timeout: float = 120.0
+) -> LLM | None:
+    """The LLM for the command line: ``--llm-url`` (any OpenAI-compatible server) or ``--llm``.
+
+    Returns ``None`` (extractive), MockLLM, or an installed integration.
+    """
+    if url:
+        from multimodal_rag.llms import openai_compatible_llm
+
+        if not model:
+            raise SystemExit("--llm-url needs --llm-model NAME (the model the server serves)")
+        try:
+            return openai_compatible_llm(url, model, timeout=timeout)
+        except LLMError as e:
+            raise SystemExit(f"chatbot: error: {e}") from e
     if kind == "extractive":
         return None
     if kind == "mock":
@@ -321,11 +389,11 @@ def make_llm(kind: str, model: str | None) -> LLM | None:
         if kind == "ollama":
             from llama_index.llms.ollama import Ollama
 
-            return Ollama(model=model or "llama3.2", request_timeout=120.0)  # type: ignore[no-any-return]
+            return Ollama(model=model or "llama3.2", request_timeout=timeout)  # type: ignore[no-any-return]
         if kind == "openai":
             from llama_index.llms.openai import OpenAI
 
-            return OpenAI(model=model or "gpt-4o-mini")  # type: ignore[no-any-return]
+            return OpenAI(model=model or "gpt-4o-mini")
     except ImportError as e:
         raise SystemExit(f"--llm {kind} needs: pip install llama-index-llms-{kind} ({e})") from e
     raise SystemExit(f"unknown --llm {kind!r}")
@@ -338,6 +406,19 @@ def _parser() -> argparse.ArgumentParser:
     where.add_argument("--chroma-url", metavar="URL", help="Chroma server instead of a folder")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback)")
     p.add_argument("--port", type=int, default=8000, help="port (0 picks a free one)")
+    p.add_argument(
+        "--llm-url",
+        metavar="URL",
+        help="OpenAI-compatible server, e.g. http://127.0.0.1:11434/v1 (key: OPENAI_API_KEY)",
+    )
+    p.add_argument("--llm-model", metavar="NAME", help="model name for --llm-url")
+    p.add_argument(
+        "--multimodal",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="send figures to the LLM as images (default: decided by the model name)",
+    )
+    p.add_argument("--llm-timeout", type=float, default=120.0, help="seconds per LLM answer")
     p.add_argument(
         "--llm", choices=("extractive", "mock", "ollama", "openai"), default="extractive"
     )
@@ -357,7 +438,12 @@ def main(argv: list[str] | None = None) -> int:
     except MultimodalRAGError as e:
         print(f"chatbot: error: {e}", file=sys.stderr)
         return 2
-    server = ChatServer((args.host, args.port), ChatService(index, make_llm(args.llm, args.model)))
+    if args.llm_model and not args.llm_url:
+        print("chatbot: error: --llm-model needs --llm-url", file=sys.stderr)
+        return 2
+    llm = make_llm(args.llm, args.llm_model or args.model, args.llm_url, args.llm_timeout)
+    service = ChatService(index, llm, top_k=args.top_k, multimodal=args.multimodal)
+    server = ChatServer((args.host, args.port), service)
     # The test (and a user with --port 0) reads the chosen port from this line.
     print(f"Serving {server.url}", flush=True)
     try:
