@@ -9,8 +9,9 @@ single-writer protocol as a serial ingest.
 
 - :class:`ProcessPrepare`: a pool of ``spawn``ed processes (each given an equal
   share of the cores for its ONNX/torch threads). A worker that dies takes the
-  documents it had with it: those are retried once in a fresh pool, then
-  reported failed; the others commit.
+  pool and the documents in flight with it: those are retried one at a time in
+  a fresh pool, so the one that kills its worker is reported failed and the
+  others commit.
 - :class:`RayPrepare`: one Ray actor per worker slot on a running cluster
   (``ray.init(address=...)``); Ray restarts a dead actor and retries its task.
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -70,14 +72,14 @@ def _init_worker(text: bytes, image: bytes | None, threads: int) -> None:
     import pickle
 
     os.environ["MMRAG_THREADS"] = str(threads)
-    try:
+    _WORKER["text"] = pickle.loads(text)
+    _WORKER["image"] = None if image is None else pickle.loads(image)
+    # Only where an embedder needs torch anyway: torch's OpenMP runtime in the process
+    # makes the loader fall back to a Tesseract process per image (loading/ocr.py).
+    if "torch" in sys.modules:
         import torch
 
         torch.set_num_threads(threads)
-    except ImportError:  # the ONNX path needs no torch
-        pass
-    _WORKER["text"] = pickle.loads(text)
-    _WORKER["image"] = None if image is None else pickle.loads(image)
 
 
 def _work(load: Loader) -> Result:
@@ -119,40 +121,44 @@ class ProcessPrepare:
         )
 
     def run(self, loads: Sequence[Loader]) -> Iterator[tuple[int, Result]]:
-        """Results as they complete; at most ``2 * workers`` documents in flight."""
-        todo = list(range(len(loads)))[::-1]
-        tries = dict.fromkeys(todo, 0)
+        """Results as they complete; at most ``2 * workers`` documents in flight.
+
+        When a worker dies, the pool dies with every document in flight; those are
+        retried one at a time in a fresh pool, so the one that kills its worker is
+        found and reported failed while the others commit.
+        """
+        queue = list(range(len(loads)))[::-1]
+        suspects: list[int] = []
         pool = self._pool()
-        running: dict[Future[Result], int] = {}
+        running: dict[Future[Result], tuple[int, bool]] = {}  # -> (index, ran alone)
         try:
-            while todo or running:
-                while todo and len(running) < 2 * self.workers:
-                    i = todo.pop()
-                    tries[i] += 1
-                    running[pool.submit(_work, loads[i])] = i
+            while queue or suspects or running:
+                alone = bool(suspects)
+                source = suspects if alone else queue
+                limit = 1 if alone else 2 * self.workers
+                while source and len(running) < limit:
+                    i = source.pop()
+                    running[pool.submit(_work, loads[i])] = (i, alone)
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 broken = False
                 for future in done:
-                    i = running.pop(future)
+                    i, was_alone = running.pop(future)
                     try:
                         yield i, future.result()
                     except BrokenProcessPool:
+                        if was_alone:
+                            yield i, "its worker process died while loading it"
+                        else:
+                            suspects.append(i)
                         broken = True
-                        if tries[i] < 2:
-                            todo.append(i)
-                        else:
-                            yield i, "a worker process died while loading it (twice)"
                 if broken:
-                    # Every document in flight died with the pool: retry them in a new one.
-                    for future, i in running.items():
-                        future.cancel()
-                        if tries[i] < 2:
-                            todo.append(i)
-                        else:
-                            yield i, "a worker process died while loading it (twice)"
+                    suspects.extend(i for i, _ in running.values())
                     running.clear()
                     pool.shutdown(wait=False, cancel_futures=True)
-                    logger.warning("an ingest worker died; retrying its documents once")
+                    logger.warning(
+                        "an ingest worker died; retrying %d document(s) one at a time",
+                        len(suspects),
+                    )
                     pool = self._pool()
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -188,7 +194,8 @@ class RayPrepare:
                 "ingest on Ray needs the ray extra: pip install 'multimodal_rag[ray]'"
             ) from e
         self._ray = ray
-        if not ray.is_initialized():
+        self._owns_connection = not ray.is_initialized()
+        if self._owns_connection:
             try:
                 ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
             except (ConnectionError, RuntimeError, ValueError) as e:
@@ -224,9 +231,11 @@ class RayPrepare:
                     yield i, f"the Ray worker failed on it ({type(e).__name__}: {e})"
 
     def close(self) -> None:
-        """Stop the actors (the cluster keeps running)."""
+        """Stop the actors, and the connection if this opened it (the cluster keeps running)."""
         for actor in self._actors:
             self._ray.kill(actor)
+        if self._owns_connection:
+            self._ray.shutdown()
 
 
 class _RayPreparer:

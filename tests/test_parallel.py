@@ -1,0 +1,153 @@
+"""Ingest with worker processes and on a two-node Ray cluster: the same store as a serial
+ingest, failures reported per document, a dead worker costing nothing."""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from multimodal_rag.config import LoaderConfig
+from multimodal_rag.index import MultimodalIndex
+from multimodal_rag.ingest.workers import ProcessPrepare
+from multimodal_rag.loading.pdf import load_pdf
+
+from .support.dying import die_always, die_once
+from .support.embedders import HashEmbedding
+from .support.pdfs import make_duplicate_image_pdf, make_manual_pdf
+
+NO_OCR = LoaderConfig(ocr=False)
+QUERIES = ["front panel connectors", "signal flow", "bracket rear panel", "fuse"]
+
+
+@pytest.fixture(scope="module")
+def pdfs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    folder = tmp_path_factory.mktemp("pdfs")
+    return [
+        make_manual_pdf(folder / "a.pdf"),
+        make_manual_pdf(folder / "b.pdf", outline=False),
+        make_duplicate_image_pdf(folder / "c.pdf"),
+    ]
+
+
+def _snapshot(index: MultimodalIndex) -> tuple[Any, list[list[tuple[str, int, str | None]]]]:
+    hits = [[(h.doc, h.page, h.figure) for h in index.as_retriever().search(q)] for q in QUERIES]
+    return index.info()["documents"], hits
+
+
+def _open(where: Path, embedder: Any = None) -> MultimodalIndex:
+    return MultimodalIndex.open(
+        where,
+        profile_name="offline",
+        text_embedder=embedder if embedder is not None else HashEmbedding(),
+        loader_config=NO_OCR,
+    )
+
+
+def test_two_workers_build_the_store_a_serial_ingest_builds(
+    tmp_path: Path, pdfs: list[Path]
+) -> None:
+    broken = tmp_path / "broken.pdf"
+    broken.write_text("not a PDF at all")
+    serial = _open(tmp_path / "serial")
+    serial.ingest(pdfs)
+    parallel = _open(tmp_path / "parallel")
+    report = parallel.ingest([*pdfs, broken], workers=2)
+    statuses = {d.doc: d.status for d in report.documents}
+    assert statuses == {
+        "a.pdf": "added",
+        "b.pdf": "added",
+        "c.pdf": "added",
+        "broken.pdf": "failed",
+    }
+    assert _snapshot(parallel) == _snapshot(serial)
+    assert {d.status for d in parallel.ingest(pdfs, workers=2).documents} == {"unchanged"}
+
+
+def test_a_dead_worker_costs_nothing(tmp_path: Path, pdfs: list[Path]) -> None:
+    loads = [
+        functools.partial(die_once, str(tmp_path / "died"), str(pdfs[0])),
+        functools.partial(load_pdf, pdfs[1], NO_OCR),
+        functools.partial(load_pdf, pdfs[2], NO_OCR),
+    ]
+    results = dict(ProcessPrepare(2, HashEmbedding(), None).run(loads))
+    assert sorted(results) == [0, 1, 2]
+    assert all(not isinstance(r, str) for r in results.values())  # retried, then loaded
+    assert (tmp_path / "died").exists()
+    loads[0] = functools.partial(die_always, str(pdfs[0]))
+    results = dict(ProcessPrepare(2, HashEmbedding(), None).run(loads))
+    assert isinstance(results[0], str) and "worker process died" in results[0]
+    # The documents that were in flight with it were retried, and loaded.
+    assert not isinstance(results[1], str) and not isinstance(results[2], str)
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real two-node Ray cluster on loopback (two `ray start` processes), stopped after."""
+    from .support.chroma_server import free_port
+
+    ray = shutil.which("ray") or str(Path(os.sys.executable).with_name("ray"))  # type: ignore[attr-defined]
+    port = free_port()
+    temp = tmp_path_factory.mktemp("ray")
+    # Ray's default niceness (15) starves its workers on a busy machine.
+    env = {**os.environ, "RAY_worker_niceness": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+    common = ["--num-cpus", "1", "--disable-usage-stats"]
+    subprocess.run(
+        [
+            ray,
+            "start",
+            "--head",
+            "--node-ip-address",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--temp-dir",
+            str(temp),
+            "--include-dashboard",
+            "false",
+            *common,
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=180,
+    )
+    try:
+        subprocess.run(
+            [
+                ray,
+                "start",
+                "--address",
+                f"127.0.0.1:{port}",
+                "--node-ip-address",
+                "127.0.0.1",
+                *common,
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=180,
+        )
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+@pytest.mark.slow
+def test_ingest_on_a_two_node_ray_cluster_equals_a_serial_ingest(
+    tmp_path: Path, pdfs: list[Path], ray_cluster: str
+) -> None:
+    # A real model: Ray workers rebuild it from its recipe (tests' stand-ins are not
+    # importable there).
+    serial = MultimodalIndex.open(tmp_path / "serial", profile_name="offline", loader_config=NO_OCR)
+    serial.ingest(pdfs)
+    on_ray = _open(tmp_path / "ray", serial.text_embedder)
+    report = on_ray.ingest(pdfs, ray_address=ray_cluster)
+    assert [d.status for d in report.documents] == ["added"] * 3
+    assert _snapshot(on_ray) == _snapshot(serial)
