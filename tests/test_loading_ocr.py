@@ -206,3 +206,15 @@ def test_finder_reads_nothing_when_ocr_is_off(
     page.insert_text((100, 200), "Figure 1: Wiring", fontsize=10)
     assert _figures(doc, LoaderConfig(ocr=False))[0].labels_in_figure == ""
     assert seen == []
+
+
+def test_library_runs_single_threaded_and_leaves_the_environment() -> None:
+    if not _installed("libtesseract"):
+        pytest.skip("libtesseract is not installed")
+    import os
+
+    before = os.environ.get("OMP_THREAD_LIMIT")
+    assert ocr.ocr_words(_label_image("TX RX"), "libtesseract") == "TX RX"
+    assert os.environ.get("OMP_THREAD_LIMIT") == before
+    # Debian's build parallelises with OpenMP; each OCR thread must stay one thread.
+    assert ocr._omp_thread_limit() in (None, 1)  # noqa: SLF001
