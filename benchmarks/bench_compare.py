@@ -323,12 +323,15 @@ def _tesseract_version() -> str | None:
 
 
 def _auto_engine() -> str | None:
-    from multimodal_rag.loading import ocr
-
-    engine = ocr.resolve_engine("auto")
-    if engine == "libtesseract":
-        return f"libtesseract {ocr.libtesseract_version()} (in-process)"
-    return engine
+    """The OCR engine ``mmrag ingest`` resolves, asked of a fresh process: this one has
+    imported torch, whose OpenMP makes the in-process engine step aside (see loading.ocr)."""
+    code = (
+        "from multimodal_rag.loading import ocr; e = ocr.resolve_engine('auto'); "
+        "print(f'libtesseract {ocr.libtesseract_version()} (in-process)' "
+        "if e == 'libtesseract' else e)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    return out.stdout.strip() or None
 
 
 def summarise(runs: dict[str, list[dict[str, Any]]], pages: int) -> dict[str, dict[str, float]]:
