@@ -218,3 +218,29 @@ def test_library_runs_single_threaded_and_leaves_the_environment() -> None:
     assert os.environ.get("OMP_THREAD_LIMIT") == before
     # Debian's build parallelises with OpenMP; each OCR thread must stay one thread.
     assert ocr._omp_thread_limit() in (None, 1)  # noqa: SLF001
+
+
+def _ocr_in_child(queue: object) -> None:
+    from multimodal_rag.loading.figures import _ocr_pool
+
+    words = _ocr_pool().submit(ocr.ocr_words, _label_image("CH1 CH2")).result(timeout=60)
+    queue.put(words)  # type: ignore[attr-defined]
+
+
+def test_a_forked_worker_gets_its_own_ocr_threads() -> None:
+    if ocr.resolve_engine("auto") is None:
+        pytest.skip("no Tesseract engine is installed")
+    import multiprocessing
+
+    from multimodal_rag.loading.figures import _ocr_pool
+
+    assert _ocr_pool().submit(ocr.ocr_words, _label_image("CH1 CH2")).result() == "CH1 CH2"
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_ocr_in_child, args=(queue,))
+    child.start()
+    try:
+        assert queue.get(timeout=90) == "CH1 CH2"
+    finally:
+        child.join(timeout=30)
+    assert child.exitcode == 0

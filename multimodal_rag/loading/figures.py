@@ -311,6 +311,12 @@ def _ocr_pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(_OCR_WORKERS, thread_name_prefix="mmrag-ocr")
 
 
+# A forked worker inherits the pool object but not its threads: work sent to it would
+# wait forever, so a child starts its own pool.
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_ocr_pool.cache_clear)
+
+
 def _mupdf_errors() -> tuple[type[Exception], ...]:
     import pymupdf
 
