@@ -4,18 +4,22 @@ One command measures both, in the same run, on the same machine:
 
 - ingest (each in its own process): pages/s, seconds, the embedding floor (the
   system's own embedder embedding the texts that system embeds, same model and
-  backend, same run), ingest time / floor, and peak RSS of the process;
+  backend, same run), ingest time / floor, peak RSS and CPU seconds of the process;
+  ours without OCR, with OCR (the default engine: the Tesseract library in-process), and
+  with OCR through the ``tesseract`` command (``--cmd-repeats`` runs, 0 to skip);
 - cold query: a fresh ``mmrag query ... --json`` vs a fresh stock query script;
 - warm query latency p50/p95 over the dev questions, in one process;
 - retrieval metrics at k, under the contract's rules and with figure targets
   resolved to their pages (the only way the stock pipeline can find a figure).
 
-The machine is shared and noisy: runs are interleaved (ours, stock, ours, ...),
-each number is a median over repeats, and speed is quoted as ratios within the run.
+The machine is shared and noisy: runs are interleaved (ours, stock, ours+ocr, ...,
+one round after another), each number is a median over repeats, and speed is quoted
+as ratios within the run: the whole command's wall time of each of ours against the
+stock run of the same round, then the median over rounds.
 
 Usage:
-    python benchmarks/bench_compare.py [--repeats 3] [--ocr-repeats 1] [--no-ocr-run]
-        [--out benchmarks/results] [--work DIR]
+    python benchmarks/bench_compare.py [--repeats 3] [--ocr-repeats 3] [--cmd-repeats 1]
+        [--floor-rounds 1] [--out benchmarks/results] [--work DIR]
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -47,11 +52,12 @@ COLD_QUERY = "fruit battery wiring"
 
 @dataclass
 class Child:
-    """A finished child process: wall seconds, its peak RSS and its JSON output."""
+    """A finished child process: wall and CPU seconds, its peak RSS and its JSON output."""
 
     wall_s: float
     peak_rss_mib: float
     output: dict[str, Any]
+    cpu_s: float = 0.0
 
 
 def run_child(cmd: Sequence[str]) -> Child:
@@ -70,7 +76,8 @@ def run_child(cmd: Sequence[str]) -> Child:
         raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{stderr[-2000:]}")
     lines = [ln for ln in stdout.splitlines() if ln.startswith("{")]
     # ru_maxrss is in KiB on Linux.
-    return Child(wall, usage.ru_maxrss / 1024, json.loads(lines[-1]) if lines else {})
+    output = json.loads(lines[-1]) if lines else {}
+    return Child(wall, usage.ru_maxrss / 1024, output, usage.ru_utime + usage.ru_stime)
 
 
 # -- floors (run as child processes of this script) -----------------------------------------
@@ -137,40 +144,49 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-def ingest_runs(work: Path, repeats: int, ocr_repeats: int) -> dict[str, list[dict[str, Any]]]:
-    """Interleaved ingest + floor runs; returns raw runs per system."""
+OCR_CMD = "ours+ocr (tesseract cmd)"
+OCR_FLAGS = {"ours": ["--no-ocr"], "ours+ocr": [], OCR_CMD: ["--ocr-engine", "tesseract"]}
+
+
+def ingest_runs(
+    work: Path, repeats: int, ocr_repeats: int, cmd_repeats: int, floor_rounds: int
+) -> dict[str, list[dict[str, Any]]]:
+    """Interleaved ingest + floor runs, round by round; returns raw runs per system."""
     me = [sys.executable, str(Path(__file__).resolve())]
-    runs: dict[str, list[dict[str, Any]]] = {"ours": [], "ours+ocr": [], "stock": []}
-    plan = [("ours", r) for r in range(repeats)] + [("stock", r) for r in range(repeats)]
-    plan = sorted(plan, key=lambda p: p[1])  # ours, stock, ours, stock, ...
-    plan += [("ours+ocr", r) for r in range(ocr_repeats)]
+    runs: dict[str, list[dict[str, Any]]] = {"ours": [], "ours+ocr": [], OCR_CMD: [], "stock": []}
+    counts = {"ours": repeats, "stock": repeats, "ours+ocr": ocr_repeats, OCR_CMD: cmd_repeats}
+    plan = [(name, r) for r in range(max(counts.values())) for name in counts if r < counts[name]]
     for system, r in plan:
         store = work / f"{system}-{r}"
         pdfs = [str(p) for p in PDFS]
         if system == "stock":
             child = run_child([*STOCK, "ingest", *pdfs, "--store", str(store), "--json"])
-            floor = run_child([*me, "--floor", "stock"])
-            seconds = float(child.output["seconds"])
+            floor_cmd = [*me, "--floor", "stock"]
         else:
-            ocr = [] if system == "ours+ocr" else ["--no-ocr"]
             cmd = [MMRAG, "ingest", *pdfs, "--store", str(store), "--profile", "offline"]
-            child = run_child([*cmd, *ocr, "--json"])
-            floor = run_child([*me, "--floor", "ours", "--store", str(store)])
-            seconds = float(child.output["seconds"])
+            child = run_child([*cmd, *OCR_FLAGS[system], "--json"])
+            floor_cmd = [*me, "--floor", "ours", "--store", str(store)]
+        seconds = float(child.output["seconds"])
+        # The floor depends on the texts, not on OCR's cost: a round or two of it is enough.
+        floor = run_child(floor_cmd).output if r < floor_rounds else {}
         run = {
             "store": str(store),
             "ingest_s": seconds,
+            "round": r,
             "process_wall_s": child.wall_s,
+            "process_cpu_s": child.cpu_s,
+            "load_average": os.getloadavg()[0],
             "peak_rss_mib": child.peak_rss_mib,
-            "floor_s": float(floor.output["seconds"]),
-            "floor_texts": floor.output["texts"],
-            "floor_backend": floor.output["backend"],
+            "floor_s": float(floor["seconds"]) if floor else None,
+            "floor_texts": floor.get("texts"),
+            "floor_backend": floor.get("backend"),
             "records": child.output.get("text_chunks", child.output.get("nodes")),
             "figures": child.output.get("figures", 0),
         }
         runs[system].append(run)
         print(
-            f"{system} #{r}: ingest {seconds:.1f} s, floor {run['floor_s']:.1f} s, "
+            f"{system} #{r}: ingest {seconds:.1f} s, wall {child.wall_s:.1f} s, "
+            f"CPU {child.cpu_s:.1f} s, floor {run['floor_s'] or 0:.1f} s, "
             f"peak {child.peak_rss_mib:.0f} MiB",
             file=sys.stderr,
         )
@@ -292,7 +308,30 @@ def machine() -> dict[str, Any]:
         "ram_gib": round(int(mem) / 2**20, 1),
         "python": platform.python_version(),
         "torch": torch.__version__,
+        "tesseract": _tesseract_version(),
+        "ocr_engine_auto": _auto_engine(),
+        "load_average": os.getloadavg(),
     }
+
+
+def _tesseract_version() -> str | None:
+    exe = shutil.which("tesseract")
+    if exe is None:
+        return None
+    out = subprocess.run([exe, "--version"], capture_output=True, text=True, check=False).stdout
+    return out.splitlines()[0] if out else None
+
+
+def _auto_engine() -> str | None:
+    """The OCR engine ``mmrag ingest`` resolves, asked of a fresh process: this one has
+    imported torch, whose OpenMP makes the in-process engine step aside (see loading.ocr)."""
+    code = (
+        "from multimodal_rag.loading import ocr; e = ocr.resolve_engine('auto'); "
+        "print(f'libtesseract {ocr.libtesseract_version()} (in-process)' "
+        "if e == 'libtesseract' else e)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    return out.stdout.strip() or None
 
 
 def summarise(runs: dict[str, list[dict[str, Any]]], pages: int) -> dict[str, dict[str, float]]:
@@ -300,16 +339,19 @@ def summarise(runs: dict[str, list[dict[str, Any]]], pages: int) -> dict[str, di
     for system, rs in runs.items():
         if not rs:
             continue
+        fl = [r for r in rs if r["floor_s"]]
         out[system] = {
             "runs": len(rs),
+            "floor_runs": len(fl),
             "ingest_s": median([r["ingest_s"] for r in rs]),
             "pages_per_s": median([pages / r["ingest_s"] for r in rs]),
-            "floor_s": median([r["floor_s"] for r in rs]),
-            "ingest_over_floor": median([r["ingest_s"] / r["floor_s"] for r in rs]),
-            "overhead_s": median([r["ingest_s"] - r["floor_s"] for r in rs]),
+            "floor_s": median([r["floor_s"] for r in fl]),
+            "ingest_over_floor": median([r["ingest_s"] / r["floor_s"] for r in fl]),
+            "overhead_s": median([r["ingest_s"] - r["floor_s"] for r in fl]),
             "process_wall_s": median([r["process_wall_s"] for r in rs]),
+            "process_cpu_s": median([r["process_cpu_s"] for r in rs]),
             "peak_rss_mib": median([r["peak_rss_mib"] for r in rs]),
-            "embedded_texts": rs[0]["floor_texts"],
+            "embedded_texts": fl[0]["floor_texts"],
         }
     return out
 
@@ -339,14 +381,15 @@ def render(payload: dict[str, Any], tables: dict[str, str]) -> str:
         "## Ingest",
         "",
         "| system | runs | texts embedded | ingest s | pages/s | embedding floor s "
-        "| ingest / floor | over floor s | process wall s | peak RSS MiB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| ingest / floor | over floor s | process wall s | process CPU s | peak RSS MiB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, s in ingest.items():
         lines.append(
             f"| {name} | {s['runs']} | {s['embedded_texts']} | {s['ingest_s']:.1f} "
             f"| {s['pages_per_s']:.2f} | {s['floor_s']:.1f} | {s['ingest_over_floor']:.2f} "
-            f"| {s['overhead_s']:.1f} | {s['process_wall_s']:.1f} | {s['peak_rss_mib']:.0f} |"
+            f"| {s['overhead_s']:.1f} | {s['process_wall_s']:.1f} | {s['process_cpu_s']:.1f} "
+            f"| {s['peak_rss_mib']:.0f} |"
         )
     lines += [
         "",
@@ -415,6 +458,16 @@ def ratios(payload: dict[str, Any]) -> dict[str, float]:
         out["ingest pages/s, ours+ocr / stock"] = (
             ingest["ours+ocr"]["pages_per_s"] / ingest["stock"]["pages_per_s"]
         )
+    stock_runs = {r["round"]: r for r in payload["runs"].get("stock", [])}
+    for name in ("ours", "ours+ocr", OCR_CMD):
+        for key, label in (("process_wall_s", "process wall"), ("process_cpu_s", "process CPU")):
+            paired = [
+                r[key] / stock_runs[r["round"]][key]
+                for r in payload["runs"].get(name, [])
+                if r["round"] in stock_runs
+            ]
+            if paired:
+                out[f"{label}, {name} / stock (median of rounds)"] = median(paired)
     if "ours" in cold and "stock" in cold:
         out["cold query, stock / ours"] = median(cold["stock"]) / median(cold["ours"])
     if "ours" in warm and "stock" in warm:
@@ -438,8 +491,14 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="ingest runs (ours, stock)")
-    parser.add_argument("--ocr-repeats", type=int, default=1, help="ingest runs with OCR")
+    parser.add_argument("--ocr-repeats", type=int, default=3, help="ingest runs with OCR")
+    parser.add_argument(
+        "--cmd-repeats", type=int, default=1, help="ingest runs with OCR by the tesseract command"
+    )
     parser.add_argument("--cold-repeats", type=int, default=3)
+    parser.add_argument(
+        "--floor-rounds", type=int, default=1, help="rounds that also time the embedding floor"
+    )
     parser.add_argument("--passes", type=int, default=3, help="warm passes over the questions")
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--out", type=Path, default=HERE / "results")
@@ -463,7 +522,9 @@ def main() -> None:
     for pdf in PDFS:
         with pymupdf.open(pdf) as doc:  # type: ignore[no-untyped-call]
             pages += doc.page_count
-    runs = ingest_runs(work, args.repeats, args.ocr_repeats)
+    runs = ingest_runs(
+        work, args.repeats, args.ocr_repeats, args.cmd_repeats, max(1, args.floor_rounds)
+    )
     stores = {name: rs[0]["store"] for name, rs in runs.items() if rs}
     print("cold queries...", file=sys.stderr)
     cold = cold_queries(
@@ -485,6 +546,7 @@ def main() -> None:
         "metrics": {n: r.metrics for n, r in measured["strict"].items()},
         "metrics_figures_as_pages": {n: r.metrics for n, r in measured["pages"].items()},
         "runs": runs,
+        "load_average_end": os.getloadavg(),
         "warm_latency_ms": measured["latency_ms"],
         "per_question": per_question(measured["pages"]),
     }

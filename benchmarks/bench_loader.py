@@ -1,10 +1,12 @@
 """Benchmark the PDF loader on the development manuals.
 
-Loads each manual N times in three modes and reports the median pages per second:
-``text`` (text side alone: a figure finder that finds nothing), ``ocr_off`` (the
-full loader, OCR disabled) and ``ocr_on`` (the full loader with Tesseract OCR of
-raster figures, when Tesseract is installed). Also reports the chunks each manual
-yields (count and median length of the content chunks).
+Loads each manual N times in each mode and reports the median pages per second and
+the median CPU seconds (threads and child processes included): ``text`` (text side
+alone: a figure finder that finds nothing), ``ocr_off`` (the full loader, OCR
+disabled), and the full loader with Tesseract OCR of raster figures through each
+engine installed: ``ocr_libtesseract`` (in-process) and ``ocr_tesseract`` (the command).
+Also reports the chunks each manual yields (count and median length of the content
+chunks).
 
 Prints one JSON object on stdout and a one-line summary on stderr.
 
@@ -47,14 +49,22 @@ class _NoFigures:
         return figures
 
 
-def _time(path: Path, config: LoaderConfig, finder: FigureFinderFactory | None, n: int) -> float:
-    """Median seconds of ``n`` loads."""
-    seconds = []
+def _cpu() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def _time(
+    path: Path, config: LoaderConfig, finder: FigureFinderFactory | None, n: int
+) -> tuple[float, float]:
+    """Median wall and CPU seconds of ``n`` loads."""
+    seconds, cpu = [], []
     for _ in range(n):
-        started = time.perf_counter()
+        started, cpu0 = time.perf_counter(), _cpu()
         load_pdf(path, config, figure_finder=finder)
         seconds.append(time.perf_counter() - started)
-    return statistics.median(seconds)
+        cpu.append(_cpu() - cpu0)
+    return statistics.median(seconds), statistics.median(cpu)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -73,10 +83,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "text": (LoaderConfig(ocr=False), _NoFigures),
         "ocr_off": (LoaderConfig(ocr=False), None),
     }
-    if ocr.ocr_enabled(None):
-        modes["ocr_on"] = (LoaderConfig(ocr=True), None)
+    for engine in ("libtesseract", "tesseract"):
+        if ocr.resolve_engine(engine) == engine:
+            modes[f"ocr_{engine}"] = (LoaderConfig(ocr=True, ocr_engine=engine), None)
     documents = []
-    totals = {mode: [0, 0.0] for mode in modes}
+    totals = {mode: [0, 0.0, 0.0] for mode in modes}
     for path in paths:
         loaded = load_pdf(path, LoaderConfig(ocr=False))
         content = [len(c.text) for c in loaded.chunks if c.role == "content"]
@@ -89,24 +100,32 @@ def main(argv: Sequence[str] | None = None) -> int:
             "figures": len(loaded.figures),
         }
         for mode, (config, finder) in modes.items():
-            seconds = _time(path, config, finder, args.repeat)
+            seconds, cpu = _time(path, config, finder, args.repeat)
             row[f"{mode}_pages_per_s"] = round(loaded.pages / seconds, 1)
+            row[f"{mode}_cpu_s"] = round(cpu, 2)
             totals[mode][0] += loaded.pages
             totals[mode][1] += seconds
+            totals[mode][2] += cpu
         documents.append(row)
 
-    overall = {f"{m}_pages_per_s": round(p / s, 1) for m, (p, s) in totals.items()}
+    overall: dict[str, float] = {}
+    for m, (p, s, c) in totals.items():
+        overall[f"{m}_pages_per_s"] = round(p / s, 1)
+        overall[f"{m}_cpu_s"] = round(c, 2)
     result = {
         "benchmark": "loader",
         "repeat": args.repeat,
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
-        "tesseract": ocr.ocr_enabled(None),
+        "load_average": os.getloadavg(),
+        "ocr_engines": [m.removeprefix("ocr_") for m in modes if m.startswith("ocr_t")],
         "overall": overall,
         "documents": documents,
     }
     print(json.dumps(result, indent=2))
-    summary = ", ".join(f"{k.removesuffix('_pages_per_s')} {v} pages/s" for k, v in overall.items())
+    summary = ", ".join(
+        f"{m} {overall[f'{m}_pages_per_s']} pages/s {overall[f'{m}_cpu_s']} CPU-s" for m in modes
+    )
     print(f"bench_loader: {summary} (median of {args.repeat})", file=sys.stderr)
     return 0
 

