@@ -94,20 +94,18 @@ def floor_ours(store: Path) -> dict[str, Any]:
     """Our embedder (the store's model and precision) embedding exactly what our ingest
     embedded, handed over as ingest does: per document, longest first."""
     from multimodal_rag.index import MultimodalIndex
+    from multimodal_rag.ingest import embed_texts
 
     index = MultimodalIndex.open(store, create=False)
-    _, texts, metas = index.store.all_text_records()
+    state = index.state.current()
+    records = index.store.records(list(state.places)) if state is not None else []
     per_doc: dict[str, list[str]] = {}
-    for text, meta in zip(texts, metas, strict=True):
+    for _, text, meta in records:
         per_doc.setdefault(str(meta.get("doc")), []).append(text)
-
-    class _Bar:
-        def update(self, n: int) -> None:
-            pass
 
     def embed_all() -> None:
         for doc_texts in per_doc.values():
-            index._embed(doc_texts, _Bar())  # noqa: SLF001 - the ingest's own call
+            embed_texts(doc_texts, index.text_embedder)  # the ingest's own call
 
     index.text_embedder.get_text_embedding("warm up")  # first-call costs are not the floor
     started = time.perf_counter()
@@ -116,7 +114,7 @@ def floor_ours(store: Path) -> dict[str, Any]:
     backend = getattr(index.text_embedder, "backend", "?")
     return {
         "seconds": seconds,
-        "texts": len(texts),
+        "texts": len(records),
         "backend": f"{backend} {index.manifest.text_precision}",
     }
 

@@ -153,6 +153,22 @@ def _content(loaded: LoadedDocument) -> tuple[list[TextChunk], list[Figure]]:
     return [c for c in loaded.chunks if c.role == "content"], list(loaded.figures)
 
 
+def embed_texts(
+    texts: Sequence[str], text_embedder: BaseEmbedding, bar: Any = None
+) -> npt.NDArray[np.float32]:
+    """Text vectors in input order, sent to the embedder longest first (see
+    :func:`embed_document`)."""
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    out = np.zeros((len(texts), _dimension(text_embedder)), dtype=np.float32)
+    for start in range(0, len(order), _EMBED_BATCH):
+        positions = order[start : start + _EMBED_BATCH]
+        vectors = text_embedder.get_text_embedding_batch([texts[i] for i in positions])
+        out[positions] = np.asarray(vectors, dtype=np.float32)
+        if bar is not None:
+            bar.update(len(positions))
+    return out
+
+
 def embed_document(
     loaded: LoadedDocument,
     text_embedder: BaseEmbedding,
@@ -171,14 +187,7 @@ def embed_document(
 
     chunks, figures = _content(loaded)
     texts = [*map(embedding_text, chunks), *map(embedding_text, figures)]
-    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-    out = np.zeros((len(texts), _dimension(text_embedder)), dtype=np.float32)
-    for start in range(0, len(order), _EMBED_BATCH):
-        positions = order[start : start + _EMBED_BATCH]
-        vectors = text_embedder.get_text_embedding_batch([texts[i] for i in positions])
-        out[positions] = np.asarray(vectors, dtype=np.float32)
-        if bar is not None:
-            bar.update(len(positions))
+    out = embed_texts(texts, text_embedder, bar)
     images = None
     if figures and image_embedder is not None:
         with tempfile.TemporaryDirectory(prefix="mmrag-figures-") as tmp:
