@@ -257,3 +257,32 @@ def test_an_identifier_query_asks_for_the_name_not_its_pieces() -> None:
     assert [doc for doc, _ in index.search("setFrameIncludeChildren", k=5)] == ["script"]
     assert tokenize("setFrameType", pieces=False) == ["setframetyp"]
     assert index.search("include children", k=1)[0][0] == "dialog"
+
+
+def test_merged_parts_rank_exactly_as_one_index_built_at_once() -> None:
+    import random
+
+    rng = random.Random(7)
+    words = [f"w{i}" for i in range(400)] + ["SQ1", "--force", "drbd.conf", "0x1F"]
+    docs = {f"d{i}": " ".join(rng.choices(words, k=rng.randint(3, 40))) for i in range(300)}
+    whole = BM25Index()
+    whole.add(list(docs), list(docs.values()))
+    parts = []
+    ids = list(docs)
+    for start in range(0, len(ids), 70):
+        part = BM25Index()
+        chunk = ids[start : start + 70]
+        part.add(chunk, [docs[i] for i in chunk])
+        parts.append(BM25Index.from_bytes(part.to_bytes()))
+    merged = BM25Index.merge(parts)
+    assert merged.ids() == ids
+    for query in ["w1 w2", "SQ1", "--force drbd.conf", "w399 0x1f w7 w7", "absent"]:
+        assert merged.search(query, 25) == whole.search(query, 25)
+
+
+def test_merge_refuses_an_id_in_two_parts() -> None:
+    a, b = BM25Index(), BM25Index()
+    a.add(["x"], ["one"])
+    b.add(["x"], ["two"])
+    with pytest.raises(ValueError, match="more than one part"):
+        BM25Index.merge([a, b])

@@ -136,13 +136,21 @@ class SearchState:
 
     def add(self, segment: Segment) -> None:
         """Add a document version (replacing the document's previous one)."""
-        self.drop(segment.doc)
-        self.bm25.extend(segment.bm25)
-        self._places.update(segment.places)
-        self._doc_ids[segment.doc] = list(segment.places)
-        if segment.links:
-            self._doc_links[segment.doc] = segment.links
-        self.versions[segment.doc] = segment.version
+        self.add_many([segment])
+
+    def add_many(self, segments: Sequence[Segment]) -> None:
+        """Add document versions (replacing earlier ones) with one keyword-index merge."""
+        if not segments:
+            return
+        for segment in segments:
+            self.drop(segment.doc)
+        self.bm25 = BM25Index.merge([self.bm25, *(seg.bm25 for seg in segments)])
+        for segment in segments:
+            self._places.update(segment.places)
+            self._doc_ids[segment.doc] = list(segment.places)
+            if segment.links:
+                self._doc_links[segment.doc] = segment.links
+            self.versions[segment.doc] = segment.version
         self._changed()
 
     def drop(self, doc: str) -> None:
@@ -332,8 +340,7 @@ class StateSource:
         for doc in [d for d, v in state.versions.items() if wanted.get(d) != v]:
             state.drop(doc)
         todo = {d: v for d, v in wanted.items() if state.versions.get(d) != v}
-        for segment in read_segments(self.store, todo):
-            state.add(segment)
+        state.add_many(read_segments(self.store, todo))
         if root is not None and (todo or not (root / f"gen-{catalog.generation}").is_dir()):
             try:
                 state.save(root / f"gen-{catalog.generation}")
