@@ -40,7 +40,6 @@ Quick run: ``--sizes 1000,5000 --repeats 1``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import cProfile
 import io
 import json
@@ -49,15 +48,11 @@ import pstats
 import re
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +61,9 @@ import numpy as np
 from multimodal_rag.config import OFFLINE_TEXT_MODEL
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from tests.support.chroma_server import chroma_server  # noqa: E402  (the tests' own helper)
+
 SHARED = HERE.parents[1] / "shared"
 MANUAL = SHARED / "corpora" / "gpredict-user-manual.pdf"
 TEXT_DIM = 384
@@ -392,46 +390,6 @@ def child(
     return json.loads(text.splitlines()[-1]), wall, usage.ru_maxrss / 1024
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def chroma_server(data: Path, log: Path) -> Iterator[str]:
-    """``chroma run`` on a loopback port over ``data``; stopped on exit."""
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    exe = shutil.which("chroma") or str(Path(sys.executable).with_name("chroma"))
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [exe, "run", "--path", str(data), "--host", "127.0.0.1", "--port", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"chroma run exited with {proc.returncode}; see {log}")
-            try:
-                with urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=1):
-                    break
-            except (urllib.error.URLError, OSError):
-                if time.monotonic() > deadline:
-                    raise RuntimeError("chroma server did not start in time") from None
-                time.sleep(0.2)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def _median(rows: list[dict[str, Any]], key: str) -> float:
     return float(statistics.median(r[key] for r in rows))
 
@@ -491,7 +449,7 @@ def measure_size(work: Path, chunks: int, figures: int, args: argparse.Namespace
             server_data = work / f"server-{chunks}"
             shutil.rmtree(server_data, ignore_errors=True)
             server_data.mkdir(parents=True)
-            with chroma_server(server_data, work / "chroma.log") as url:
+            with chroma_server(server_data, timeout=120.0) as url:
                 got, wall, rss = child([*build_args, "--figures", str(figures), "--url", url])
             built["http"] = {**got, "wall_s": wall, "peak_rss_mib": rss}
         saved.write_text(json.dumps({"wanted": wanted, "built": built}))
@@ -512,7 +470,7 @@ def measure_size(work: Path, chunks: int, figures: int, args: argparse.Namespace
         onnx = cache_root() / "onnx"
         if onnx.is_dir():
             shutil.copytree(onnx, cache / "onnx")
-        with chroma_server(data, work / "chroma.log") as url:
+        with chroma_server(data, timeout=120.0) as url:
             result["server"] = _query_runs(
                 url,
                 args.repeats,
