@@ -243,3 +243,13 @@ def test_unreachable_server_is_a_clear_error(tmp_path: Path) -> None:
 def test_bad_url_is_refused(url: str) -> None:
     with pytest.raises(StoreError, match="URL"):
         open_store(url=url)
+
+
+def test_stores_of_two_names_share_a_folder_without_mixing(tmp_path: Path) -> None:
+    first = open_store(tmp_path / "s")
+    second = open_store(tmp_path / "s", name="other")
+    first.check_manifest(MANIFEST)
+    assert second.catalog() is None
+    second.check_manifest(MANIFEST.model_copy(update={"text_dim": 5}))
+    assert first.catalog() is not None and first.catalog().manifest.text_dim == 3  # type: ignore[union-attr]
+    assert second.catalog() is not None and second.catalog().manifest.text_dim == 5  # type: ignore[union-attr]

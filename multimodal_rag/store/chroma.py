@@ -88,7 +88,9 @@ class ChromaStore(StoreBase):
         self._live = live
         self._collections_of: ClientAPI | None = None
         if folder is not None:
-            self._blobs = FolderBlobs(folder / "blobs", location=location)
+            # Stores of other names may share the folder; each keeps its own blobs.
+            blobs = "blobs" if name == DEFAULT_STORE_NAME else f"blobs-{name}"
+            self._blobs = FolderBlobs(folder / blobs, location=location)
             self.cache_dir = _writable(folder / "cache") or _user_cache(location, name)
             self.figures_dir = folder / "figures"
         else:
@@ -161,7 +163,7 @@ class ChromaStore(StoreBase):
         """
         found = super().catalog()
         if self._live and found is not None and self.folder is not None:
-            if _LIVE.saw(self.folder, (found.store_id, found.generation), own=False):
+            if _LIVE.saw(self.folder, found.store_id, found.generation, own=False):
                 self._collections = {}
         return found
 
@@ -169,7 +171,7 @@ class ChromaStore(StoreBase):
         """Write the catalog (the commit point)."""
         super().commit(catalog)
         if self._live and self.folder is not None:
-            _LIVE.saw(self.folder, (catalog.store_id, catalog.generation), own=True)
+            _LIVE.saw(self.folder, catalog.store_id, catalog.generation, own=True)
 
     def collection(self, space: Space) -> Collection:
         """The Chroma collection of a space."""
@@ -262,7 +264,7 @@ class _LiveClients:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._clients: dict[str, ClientAPI] = {}
-        self._seen: dict[str, tuple[str, int]] = {}
+        self._seen: dict[tuple[str, str], int] = {}  # (folder, store id) -> generation
         self._reloaded: dict[str, ClientAPI] = {}
 
     def client(self, folder: Path | None) -> ClientAPI:
@@ -272,13 +274,13 @@ class _LiveClients:
                 self._clients[key] = _persistent_client(key)
             return self._clients[key]
 
-    def saw(self, folder: Path, seen: tuple[str, int], *, own: bool) -> bool:
+    def saw(self, folder: Path, store_id: str, generation: int, *, own: bool) -> bool:
         """Note a catalog this process read or wrote; returns whether the client was replaced."""
         key = str(folder.resolve())
         with self._lock:
-            before = self._seen.get(key)
-            self._seen[key] = seen
-            if own or before is None or before == seen:
+            before = self._seen.get((key, store_id))
+            self._seen[(key, store_id)] = generation
+            if own or before is None or before == generation:
                 return False
             from chromadb.api.shared_system_client import SharedSystemClient
 
