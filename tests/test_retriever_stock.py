@@ -142,3 +142,21 @@ def test_aretrieve_keeps_the_event_loop_free(index: MultimodalIndex) -> None:
     ticks, elapsed, sizes = asyncio.run(run())
     assert sizes == [10] * 10
     assert ticks >= elapsed / 0.005, (ticks, elapsed)  # at least one tick per 5 ms
+
+
+def test_index_engines_take_the_stock_arguments(index: MultimodalIndex) -> None:
+    from llama_index.core.base.response.schema import StreamingResponse
+
+    engine = index.as_query_engine(
+        similarity_top_k=3,
+        streaming=True,
+        node_postprocessors=[SimilarityPostprocessor(similarity_cutoff=0.05)],
+    )
+    response = engine.query(QUERY)
+    assert isinstance(response, StreamingResponse)
+    assert "".join(response.response_gen)
+    assert 0 < len(response.source_nodes) <= 3
+    only_b = _f(MetadataFilter(key="doc", value="b.pdf"))
+    chat = index.as_chat_engine(similarity_top_k=2, filters=only_b)
+    reply = chat.chat(QUERY)
+    assert reply.source_nodes and all(n.node.metadata["doc"] == "b.pdf" for n in reply.source_nodes)
