@@ -286,3 +286,12 @@ def test_merge_refuses_an_id_in_two_parts() -> None:
     b.add(["x"], ["two"])
     with pytest.raises(ValueError, match="more than one part"):
         BM25Index.merge([a, b])
+
+
+def test_an_uncompressed_index_reads_back_the_same_and_is_larger() -> None:
+    index = BM25Index()
+    index.add([f"d{i}" for i in range(50)], [f"pump seal valve {i} SQ{i % 7}" for i in range(50)])
+    plain, packed = index.to_bytes(compress=False), index.to_bytes()
+    assert len(plain) > len(packed)
+    for data in (plain, packed):
+        assert BM25Index.from_bytes(data).search("sq3 valve", 10) == index.search("sq3 valve", 10)

@@ -206,7 +206,7 @@ class SearchState:
             try:
                 (tmp / _RECORDS).write_text(json.dumps(records), encoding="utf-8")
                 (tmp / _LINKS).write_text(json.dumps(self._doc_links), encoding="utf-8")
-                self.bm25.save(tmp / _BM25)
+                self.bm25.save(tmp / _BM25, compress=False)
                 shutil.rmtree(folder, ignore_errors=True)
                 os.replace(tmp, folder)
             finally:
