@@ -433,8 +433,8 @@ def _settings_embed_model() -> BaseEmbedding | None:
     """``Settings.embed_model`` when the user set one (never LlamaIndex's OpenAI default)."""
     from llama_index.core import Settings
 
-    chosen = getattr(Settings, "_embed_model", None)
-    return chosen if chosen is not None else None
+    chosen: BaseEmbedding | None = getattr(Settings, "_embed_model", None)
+    return chosen
 
 
 def _open_backend(

@@ -32,7 +32,7 @@ from typing import Any
 
 from ..errors import StoreError
 from ..keyword import BM25Index
-from ..store.base import Catalog, Record, Store, segment_key
+from ..store.base import Catalog, Store, segment_key
 from .links import Place
 from .segment import Segment
 
@@ -368,8 +368,3 @@ def _newest_cached(store: Store, root: Path, generation: int) -> SearchState | N
         except StoreError as e:
             logger.info("ignoring the cached search state: %s", e)
     return None
-
-
-def records_of(records: Sequence[Record]) -> dict[str, tuple[str, dict[str, Any]]]:
-    """``id -> (text, metadata)`` of stored records."""
-    return {rid: (text, meta) for rid, text, meta in records}
