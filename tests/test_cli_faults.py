@@ -53,18 +53,22 @@ def store(manual: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
 def test_good_documents_are_committed_and_each_bad_one_is_one_line(
-    manual: Path, tmp_path: Path
+    manual: Path, tmp_path: Path, workers: str
 ) -> None:
+    # With two workers documents finish in any order; the report and the error lines
+    # still follow the order of the command line.
     garbage = tmp_path / "garbage.pdf"
     garbage.write_bytes(b"%PDF-1.4 nothing else")
     lying = tmp_path / "lying.pdf"
     lying.write_bytes(page_count_pdf(b"-1"))
     folder = str(tmp_path / "s")
     args = [str(garbage), str(manual), str(lying), "--store", folder, "--profile", "offline"]
-    done = _mmrag("ingest", *args, "--no-ocr", "--json")
+    done = _mmrag("ingest", *args, "--no-ocr", "--json", "--workers", workers)
     assert done.returncode == 2
     payload = json.loads(done.stdout)
+    assert [d["doc"] for d in payload["documents"]] == ["garbage.pdf", "manual.pdf", "lying.pdf"]
     status = {d["doc"]: (d["status"], d["error"]) for d in payload["documents"]}
     assert status["manual.pdf"] == ("added", None)
     assert status["garbage.pdf"][0] == status["lying.pdf"][0] == "failed"

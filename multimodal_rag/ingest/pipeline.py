@@ -79,11 +79,14 @@ def ingest_paths(
         writer.recover()
         todo: list[tuple[str, DocumentEntry | None, Callable[[], LoadedDocument]]] = []
         sizes: list[int] = []
+        # Documents finish in any order (sizes, workers); the report keeps the input's.
+        position: dict[str, int] = {}
         files, nodes = _split_sources(paths)
         if nodes:
             from ..loading.llama import from_llama
 
             for loaded in from_llama(nodes, loader_config):
+                position.setdefault(loaded.doc, len(position))
                 todo.append(
                     (
                         loaded.doc,
@@ -94,6 +97,7 @@ def ingest_paths(
                 sizes.append(0)
         for path in files:
             for doc, load in sources(path, loader_config, report):
+                position.setdefault(doc, len(position))
                 entry = writer.catalog.documents.get(doc)
                 is_pdf = path.suffix.lower() == ".pdf" and path.is_file()
                 # A PDF whose bytes are unchanged is skipped before it is even parsed.
@@ -102,6 +106,8 @@ def ingest_paths(
                     continue
                 todo.append((doc, entry, load))
                 sizes.append(path.stat().st_size if is_pdf else 0)
+            for reported in report.documents:
+                position.setdefault(reported.doc, len(position))
         # The first document's parse is the one thing nothing overlaps: start with the
         # smallest (articles, then PDFs by size), so later parses hide behind embedding.
         todo = [t for _, t in sorted(zip(sizes, todo, strict=True), key=lambda st: st[0])]
@@ -151,6 +157,7 @@ def ingest_paths(
             for i, got in _serial(loads):
                 commit(i, got, None)
         bar.close()
+        report.documents.sort(key=lambda d: position.get(d.doc, len(position)))
         catalog = writer.catalog
     report.seconds = time.perf_counter() - started
     return report, catalog
