@@ -97,6 +97,9 @@ def main() -> None:
     parser.add_argument(
         "--ocr-engine", choices=get_args(OcrEngine), default="auto", help="with --ocr"
     )
+    parser.add_argument(
+        "--precision", choices=("fp32", "int8"), default="fp32", help="text model weights"
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument(
@@ -121,6 +124,7 @@ def main() -> None:
     index = MultimodalIndex.open(
         store,
         profile_name="offline",
+        text_precision=args.precision,
         loader_config=LoaderConfig(ocr=args.ocr, ocr_engine=args.ocr_engine),
     )
     started = time.perf_counter()

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import huggingface_hub.constants
@@ -115,6 +116,69 @@ def test_batches_equal_one_by_one(
         batch = np.asarray(embedder.get_text_embedding_batch(texts))
         single = np.stack([embedder.get_text_embedding(t) for t in texts])
         np.testing.assert_allclose(batch, single, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_token_counts_are_what_the_model_sees(
+    onnx_embedder: TextEmbedder, torch_embedder: TextEmbedder
+) -> None:
+    long = PASSAGES[1] * 3  # far past the 256-token limit
+    texts = [*PASSAGES, long]
+    for embedder in (onnx_embedder, torch_embedder):
+        counts = embedder.token_counts(texts)
+        assert counts[-1] == 256  # truncated, as embedding truncates it
+        assert counts[3] == 4  # [CLS] e ##4 [SEP]
+        assert counts[1] > counts[0] > counts[3]
+    assert onnx_embedder.token_counts(texts) == torch_embedder.token_counts(texts)
+    # More texts than a batch are embedded in token order, and still match one by one.
+    many = [f"step {i}: " + "tighten the screw " * (i % 5) for i in range(8)]
+    np.testing.assert_allclose(
+        onnx_embedder.embed_texts(many),
+        np.stack([onnx_embedder.embed_texts([t])[0] for t in many]),
+        atol=1e-5,
+    )
+
+
+def test_the_writer_sends_texts_longest_in_tokens_first() -> None:
+    from llama_index.core.embeddings import MockEmbedding
+
+    from multimodal_rag.ingest.writer import embed_texts
+
+    seen: list[str] = []
+
+    class Recording(MockEmbedding):
+        def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+            seen.extend(texts)
+            return super()._get_text_embeddings(texts)
+
+    texts = ["bb", "a", "cccc", "ddd"]
+    out = embed_texts(texts, Recording(embed_dim=4))
+    assert out.shape == (4, 4)
+    assert seen == ["cccc", "ddd", "bb", "a"]  # any embedder: by characters
+
+
+@pytest.mark.slow
+def test_the_writer_orders_our_texts_by_tokens(onnx_embedder: TextEmbedder) -> None:
+    from multimodal_rag.ingest.writer import embed_texts
+
+    # Characters and tokens disagree: a long number splits into many word pieces.
+    texts = ["the pump", "1234567890123456", "prime the pump before starting"]
+    counts = onnx_embedder.token_counts(texts)
+    assert len(texts[1]) < len(texts[2]) and counts[1] > counts[2]
+    seen: list[str] = []
+    original = onnx_embedder.embed_texts
+
+    def recording(batch: Sequence[str]) -> np.ndarray:
+        seen.extend(batch)
+        return original(batch)
+
+    object.__setattr__(onnx_embedder, "embed_texts", recording)
+    try:
+        vectors = embed_texts(texts, onnx_embedder)
+    finally:
+        object.__delattr__(onnx_embedder, "embed_texts")
+    assert seen[0] == texts[1]
+    np.testing.assert_allclose(vectors, original(texts), atol=1e-5)
 
 
 @pytest.mark.slow

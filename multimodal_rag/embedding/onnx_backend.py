@@ -248,3 +248,7 @@ class OnnxEncoder:
         feed = {name: np.asarray(columns[name], dtype=np.int64) for name in self._inputs}
         (hidden,) = self._session.run(["last_hidden_state"], feed)
         return pool(hidden, feed["attention_mask"], self._pooling)
+
+    def token_counts(self, texts: Sequence[str]) -> list[int]:
+        """Tokens each text takes after truncation (what a forward pass pays for)."""
+        return [sum(e.attention_mask) for e in self._tokenizer.encode_batch(list(texts))]

@@ -51,3 +51,8 @@ class TorchEncoder:
         with torch.inference_mode():
             hidden = self._model(**tokens).last_hidden_state
         return pool(hidden.float().numpy(), tokens["attention_mask"].numpy(), self._pooling)
+
+    def token_counts(self, texts: Sequence[str]) -> list[int]:
+        """Tokens each text takes after truncation (what a forward pass pays for)."""
+        ids = self._tokenizer(list(texts), truncation=True, max_length=self._max_length)
+        return [len(x) for x in ids["input_ids"]]

@@ -157,8 +157,15 @@ def embed_texts(
     texts: Sequence[str], text_embedder: BaseEmbedding, bar: Any = None
 ) -> npt.NDArray[np.float32]:
     """Text vectors in input order, sent to the embedder longest first (see
-    :func:`embed_document`)."""
-    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    :func:`embed_document`): by token count when the embedder can tell (ours), else
+    by characters."""
+    from ..embedding.text import TextEmbedder
+
+    if isinstance(text_embedder, TextEmbedder):
+        sizes: Sequence[int] = text_embedder.token_counts(texts)
+    else:
+        sizes = [len(t) for t in texts]
+    order = sorted(range(len(texts)), key=lambda i: -sizes[i])
     out = np.zeros((len(texts), _dimension(text_embedder)), dtype=np.float32)
     for start in range(0, len(order), _EMBED_BATCH):
         positions = order[start : start + _EMBED_BATCH]
