@@ -5,7 +5,6 @@ Each once held a server thread forever or printed a traceback into the log.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import socket
@@ -14,25 +13,17 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from tests.support.embedders import HashEmbedding
+from tests.support.scripts import load_module
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
-def _module(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-app = _module("chatbot_app_faults", EXAMPLES / "chatbot" / "app.py")
-sample_manual = _module("sample_manual_faults", EXAMPLES / "sample_manual.py")
+app = load_module("chatbot_app_faults", EXAMPLES / "chatbot" / "app.py")
+sample_manual = load_module("sample_manual_faults", EXAMPLES / "sample_manual.py")
 
 
 @pytest.fixture(scope="module")

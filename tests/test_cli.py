@@ -12,20 +12,12 @@ import pytest
 from multimodal_rag.cli import main
 
 from .support.pdfs import EXPECTED_FIGURES, make_manual_pdf
+from .support.scripts import run_mmrag
 
 
 @pytest.fixture(scope="module")
 def manual(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_manual_pdf(tmp_path_factory.mktemp("pdf") / "manual.pdf")
-
-
-def _mmrag(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "multimodal_rag.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def test_help_does_not_import_heavy_libraries() -> None:
@@ -86,18 +78,18 @@ def test_argparse_errors_also_exit_2(capsys: pytest.CaptureFixture[str]) -> None
 @pytest.mark.slow
 def test_ingest_query_info_eval_remove_round_trip(manual: Path, tmp_path: Path) -> None:
     store = str(tmp_path / "store")
-    done = _mmrag(
+    done = run_mmrag(
         "ingest", str(manual), "--store", store, "--profile", "offline", "--no-ocr", "--json"
     )
     assert done.returncode == 0, done.stderr
     ingest = json.loads(done.stdout)
     assert [d["status"] for d in ingest["documents"]] == ["added"]
 
-    again = json.loads(_mmrag("ingest", str(manual), "--store", store, "--json").stdout)
+    again = json.loads(run_mmrag("ingest", str(manual), "--store", store, "--json").stdout)
     assert [d["status"] for d in again["documents"]] == ["unchanged"]
     assert again["embeddings_computed"] == 0
 
-    query = _mmrag("query", "front panel connectors", "--store", store, "--top-k", "3", "--json")
+    query = run_mmrag("query", "front panel connectors", "--store", store, "--top-k", "3", "--json")
     assert query.returncode == 0, query.stderr
     payload = json.loads(query.stdout)
     assert payload["query"] == "front panel connectors"
@@ -122,7 +114,7 @@ def test_ingest_query_info_eval_remove_round_trip(manual: Path, tmp_path: Path) 
     )
     assert len(payload["hits"]) == 3
 
-    info = json.loads(_mmrag("info", "--store", store, "--json").stdout)
+    info = json.loads(run_mmrag("info", "--store", store, "--json").stdout)
     assert info["documents"][0]["doc"] == "manual.pdf" and info["figures"] == 2
     assert info["models"]["profile"] == "offline"
 
@@ -138,16 +130,16 @@ def test_ingest_query_info_eval_remove_round_trip(manual: Path, tmp_path: Path) 
         )
         + "\n"
     )
-    result = json.loads(_mmrag("eval", str(qa), "--store", store, "--json").stdout)
+    result = json.loads(run_mmrag("eval", str(qa), "--store", store, "--json").stdout)
     assert result["metrics"]["all"]["mrr"] == 1.0
     assert result["queries"][0]["hits"][0] == top | {
         "score": result["queries"][0]["hits"][0]["score"]
     }
 
-    ask = _mmrag("ask", "Where are the connectors?", "--store", store)
+    ask = run_mmrag("ask", "Where are the connectors?", "--store", store)
     assert ask.returncode == 0 and "manual.pdf" in ask.stdout
 
-    assert _mmrag("remove", "manual.pdf", "--store", store, "--json").returncode == 0
-    assert json.loads(_mmrag("info", "--store", store, "--json").stdout)["documents"] == []
-    gone = _mmrag("remove", "manual.pdf", "--store", store)
+    assert run_mmrag("remove", "manual.pdf", "--store", store, "--json").returncode == 0
+    assert json.loads(run_mmrag("info", "--store", store, "--json").stdout)["documents"] == []
+    gone = run_mmrag("remove", "manual.pdf", "--store", store)
     assert gone.returncode == 2 and "not in the store" in gone.stderr

@@ -20,17 +20,9 @@ from multimodal_rag.cli import main
 from .support.pdfs import make_manual_pdf
 from .support.raw_pdfs import page_count_pdf
 from .support.sandbox import run_mounted
+from .support.scripts import run_mmrag
 
 PY = shlex.quote(sys.executable)
-
-
-def _mmrag(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "multimodal_rag.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def _one_error_line(err: str) -> str:
@@ -48,7 +40,9 @@ def manual(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def store(manual: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("store") / "store"
-    done = _mmrag("ingest", str(manual), "--store", str(folder), "--profile", "offline", "--no-ocr")
+    done = run_mmrag(
+        "ingest", str(manual), "--store", str(folder), "--profile", "offline", "--no-ocr"
+    )
     assert done.returncode == 0, done.stderr
     return folder
 
@@ -65,7 +59,7 @@ def test_good_documents_are_committed_and_each_bad_one_is_one_line(
     lying.write_bytes(page_count_pdf(b"-1"))
     folder = str(tmp_path / "s")
     args = [str(garbage), str(manual), str(lying), "--store", folder, "--profile", "offline"]
-    done = _mmrag("ingest", *args, "--no-ocr", "--json", "--workers", workers)
+    done = run_mmrag("ingest", *args, "--no-ocr", "--json", "--workers", workers)
     assert done.returncode == 2
     payload = json.loads(done.stdout)
     assert [d["doc"] for d in payload["documents"]] == ["garbage.pdf", "manual.pdf", "lying.pdf"]
@@ -75,7 +69,7 @@ def test_good_documents_are_committed_and_each_bad_one_is_one_line(
     errors = [ln for ln in done.stderr.splitlines() if ln.startswith("mmrag:")]
     assert errors == [f"mmrag: error: {status[n][1]}" for n in ("garbage.pdf", "lying.pdf")]
     assert str(lying) in errors[1] and "broken page tree" in errors[1]
-    info = json.loads(_mmrag("info", "--store", folder, "--json").stdout)
+    info = json.loads(run_mmrag("info", "--store", folder, "--json").stdout)
     assert [d["doc"] for d in info["documents"]] == ["manual.pdf"]
 
 
@@ -222,10 +216,10 @@ def test_file_name_that_is_not_utf8_is_ingested_and_queried(manual: Path, tmp_pa
     except (OSError, UnicodeEncodeError):
         pytest.skip("this file system takes UTF-8 names only")
     folder = str(tmp_path / "s")
-    done = _mmrag(
+    done = run_mmrag(
         "ingest", str(target), "--store", folder, "--profile", "offline", "--no-ocr", "--json"
     )
     assert done.returncode == 0, done.stderr
     assert [d["doc"] for d in json.loads(done.stdout)["documents"]] == ["caf\\xe9.pdf"]
-    hits = json.loads(_mmrag("query", "front panel", "--store", folder, "--json").stdout)["hits"]
+    hits = json.loads(run_mmrag("query", "front panel", "--store", folder, "--json").stdout)["hits"]
     assert hits[0]["doc"] == "caf\\xe9.pdf"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import importlib.util
 import io
 import json
 import os
@@ -18,7 +17,6 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -26,6 +24,7 @@ import pytest
 from PIL import Image
 
 from tests.support.embedders import HashEmbedding
+from tests.support.scripts import load_module
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -35,16 +34,8 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PUMP_BLUE = (30, 90, 170)
 
 
-def _module(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-sample_manual = _module("sample_manual", EXAMPLES / "sample_manual.py")
-app = _module("chatbot_app", EXAMPLES / "chatbot" / "app.py")
+sample_manual = load_module("sample_manual", EXAMPLES / "sample_manual.py")
+app = load_module("chatbot_app", EXAMPLES / "chatbot" / "app.py")
 
 
 def _request(url: str, body: object | bytes | None = None) -> tuple[int, str, bytes]:

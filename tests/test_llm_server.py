@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import importlib.util
 import json
 import socket
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from multimodal_rag.llms import openai_compatible_llm
 from .support.embedders import HashEmbedding
 from .support.openai_server import image_url_parts, openai_server, prompt_text
 from .support.pdfs import make_manual_pdf
+from .support.scripts import load_module
 from .test_engine import FakeRetriever, eye_nodes
 
 ANSWER = "The iris sets the pupil's size [2]; the cross-section shows it [1]."
@@ -210,13 +210,7 @@ def test_ask_llm_options_are_checked_before_the_store_opens(
 
 
 def _chatbot_module() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "chatbot_app_llm", EXAMPLES / "chatbot" / "app.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module("chatbot_app_llm", EXAMPLES / "chatbot" / "app.py")
 
 
 @pytest.fixture(scope="module")
