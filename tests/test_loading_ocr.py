@@ -18,6 +18,8 @@ from multimodal_rag.loading.figures import FigureFinder
 from multimodal_rag.records import Figure
 
 ENGINES: tuple[OcrEngine, ...] = ("libtesseract", "tesseract")
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+SCREENSHOT_PDF = SHARED / "corpora" / "gpredict-user-manual.pdf"
 
 
 def _label_image(words: str, size: tuple[int, int] = (520, 160), font_px: int = 40) -> Image.Image:
@@ -98,6 +100,37 @@ def test_engines_agree_on_clear_print() -> None:
         pytest.skip("needs both the Tesseract library and command")
     img = _label_image("Azimuth Elevation Range")
     assert ocr.ocr_words(img, "libtesseract") == ocr.ocr_words(img, "tesseract")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SCREENSHOT_PDF.is_file(), reason=f"dev corpora not found at {SHARED}")
+def test_box_text_and_confidences_read_the_words_the_tsv_reads() -> None:
+    # The busiest figure of the dev manuals: a full-window screenshot of ~160 words, where
+    # the TSV's iterator cost a third of the recognition (see _Engine._pairs).
+    if not _installed("libtesseract"):
+        pytest.skip("libtesseract is not installed")
+    with pymupdf.open(SCREENSHOT_PDF) as doc:
+        xref, _ = max(
+            ((i[0], i[2] * i[3]) for p in doc for i in p.get_images()), key=lambda x: x[1]
+        )
+        img = Image.open(io.BytesIO(doc.extract_image(xref)["image"]))
+    engine = ocr._thread_engine()
+    scaled = ocr._scaled(img)
+    lib = engine._capi.lib
+    lib.TessBaseAPISetImage(engine._handle, scaled.tobytes(), *scaled.size, 1, scaled.width)
+    lib.TessBaseAPISetSourceResolution(engine._handle, 70)
+    try:
+        assert lib.TessBaseAPIRecognize(engine._handle, None) == 0
+        pairs = engine._pairs()
+        tsv = ocr._tsv_pairs(engine._text("GetTsvText"))
+    finally:
+        lib.TessBaseAPIClear(engine._handle)
+    assert pairs is not None and len(pairs) > 100
+    assert [w for w, _ in pairs] == [w for w, _ in tsv]
+    # The TSV keeps decimals, the array whole numbers: the same >= 60 cut either way.
+    assert [c >= 60 for _, c in pairs] == [c >= 60 for _, c in tsv]
+    words = " ".join(ocr._words(tsv))[: ocr.MAX_LABEL_CHARS]
+    assert ocr.ocr_words(img, "libtesseract") == words
 
 
 def test_in_process_engine_reads_from_several_threads() -> None:

@@ -67,6 +67,7 @@ MIN_TEXT_PT = 6.0
 TEXT_COVER_SHARE = 0.3
 MIN_PDF_WORDS = 3
 _PSM_SPARSE_TEXT = 11
+_TSV_WORD_LEVEL = "5"
 _L_SEVERITY_NONE = 6
 _warned = False
 _local = threading.local()
@@ -156,6 +157,9 @@ class _CApi:
             ("TessBaseAPISetSourceResolution", [vp, i], None),
             ("TessBaseAPIRecognize", [vp, vp], i),
             ("TessBaseAPIGetTsvText", [vp, i], vp),
+            ("TessBaseAPIGetLSTMBoxText", [vp, i], vp),
+            ("TessBaseAPIAllWordConfidences", [vp], ctypes.POINTER(i)),
+            ("TessDeleteIntArray", [ctypes.POINTER(i)], None),
             ("TessDeleteText", [vp], None),
             ("TessBaseAPIClear", [vp], None),
         ):
@@ -180,8 +184,8 @@ class _Engine:
             raise OSError("Tesseract found no English language data (tesseract-ocr-eng)")
         lib.TessBaseAPISetPageSegMode(self._handle, _PSM_SPARSE_TEXT)
 
-    def tsv(self, img: Image.Image) -> list[str] | None:
-        """TSV rows for a grayscale image, or None when recognition fails."""
+    def read(self, img: Image.Image) -> list[tuple[str, float]] | None:
+        """(word, confidence) pairs for a grayscale image, or None when recognition fails."""
         lib, data = self._capi.lib, img.tobytes()
         try:
             lib.TessBaseAPISetImage(self._handle, data, img.width, img.height, 1, img.width)
@@ -190,15 +194,56 @@ class _Engine:
             if lib.TessBaseAPIRecognize(self._handle, None) != 0:
                 logger.warning("OCR failed on a %dx%d figure", img.width, img.height)
                 return None
-            text = lib.TessBaseAPIGetTsvText(self._handle, 0)
-            if not text:
-                return None
-            try:
-                return ctypes.string_at(text).decode("utf-8", "replace").splitlines()
-            finally:
-                lib.TessDeleteText(text)
+            pairs = self._pairs()
+            return pairs if pairs is not None else _tsv_pairs(self._text("GetTsvText"))
         finally:
             lib.TessBaseAPIClear(self._handle)
+
+    def _text(self, getter: str) -> list[str]:
+        lib = self._capi.lib
+        text = getattr(lib, f"TessBaseAPI{getter}")(self._handle, 0)
+        if not text:
+            return []
+        try:
+            return ctypes.string_at(text).decode("utf-8", "replace").split("\n")
+        finally:
+            lib.TessDeleteText(text)
+
+    def _pairs(self) -> list[tuple[str, float]] | None:
+        """The words from the box text, each with its confidence, or None if they
+        cannot be paired.
+
+        The TSV text walks the results with an iterator that restarts its paragraph
+        from the top of the page at every line: on a full-window screenshot that
+        took a third of the recognition time. The box text and the confidences walk
+        the words once, in the same order (checked against the TSV on every dev
+        figure: the same words).
+        """
+        lib = self._capi.lib
+        words: list[str] = []
+        symbols: list[str] = []
+        for row in self._text("GetLSTMBoxText"):
+            # "<symbol> <left> <bottom> <right> <top> <page>"; a space ends a word, a tab a line.
+            symbol = row.rsplit(" ", 5)[0] if row.count(" ") >= 5 else ""
+            if symbol in (" ", "\t") or not row:
+                if symbols:
+                    words.append("".join(symbols))
+                    symbols = []
+            elif symbol:
+                symbols.append(symbol)
+        if symbols:
+            words.append("".join(symbols))
+        confidences: list[float] = []
+        array = lib.TessBaseAPIAllWordConfidences(self._handle)
+        if array:
+            try:
+                while array[len(confidences)] >= 0:
+                    confidences.append(float(array[len(confidences)]))
+            finally:
+                lib.TessDeleteIntArray(array)
+        if len(confidences) != len(words):
+            return None
+        return list(zip(words, confidences, strict=True))
 
     def __del__(self) -> None:
         self._capi.lib.TessBaseAPIDelete(self._handle)
@@ -340,18 +385,25 @@ def _scaled(img: Image.Image) -> Image.Image:
     return img
 
 
-def _words(rows: Sequence[str]) -> list[str]:
-    """Confident words from Tesseract's TSV rows (header excluded)."""
-    words: list[str] = []
+def _tsv_pairs(rows: Sequence[str]) -> list[tuple[str, float]]:
+    """(word, confidence) of each word row of Tesseract's TSV (the header is skipped)."""
+    pairs: list[tuple[str, float]] = []
     for row in rows:
         cols = row.split("\t")
-        if len(cols) < 12:
+        if len(cols) < 12 or cols[0] != _TSV_WORD_LEVEL:  # page, block, ... rows have no text
             continue
-        word = cols[11].strip()
         try:
-            conf = float(cols[10])
+            pairs.append((cols[11].strip(), float(cols[10])))
         except ValueError:
             continue
+    return pairs
+
+
+def _words(pairs: Iterable[tuple[str, float]]) -> list[str]:
+    """Confident words, each kept once when Tesseract repeats it."""
+    words: list[str] = []
+    for word, conf in pairs:
+        word = word.strip()
         if conf < _MIN_CONFIDENCE or not _WORD_RE.search(word):
             continue
         if len(word) < 2 and not word.isdigit():
@@ -361,7 +413,7 @@ def _words(rows: Sequence[str]) -> list[str]:
     return words
 
 
-def _tsv_by_command(img: Image.Image) -> list[str] | None:
+def _read_by_command(img: Image.Image) -> list[tuple[str, float]] | None:
     exe = tesseract_path()
     if exe is None:
         return None
@@ -380,12 +432,12 @@ def _tsv_by_command(img: Image.Image) -> list[str] | None:
     except (OSError, subprocess.SubprocessError) as e:
         logger.warning("OCR failed on a figure: %s", e)
         return None
-    return proc.stdout.decode("utf-8", "replace").splitlines()[1:]
+    return _tsv_pairs(proc.stdout.decode("utf-8", "replace").splitlines()[1:])
 
 
-def _tsv_in_process(img: Image.Image) -> list[str] | None:
+def _read_in_process(img: Image.Image) -> list[tuple[str, float]] | None:
     try:
-        return _thread_engine().tsv(img)
+        return _thread_engine().read(img)
     except OSError as e:
         logger.warning("OCR failed on a figure: %s", e)
         return None
@@ -411,5 +463,5 @@ def ocr_words(img: Image.Image, engine: OcrEngine = "auto") -> str:
     if which is None:
         return ""
     scaled = _scaled(img)
-    rows = _tsv_in_process(scaled) if which == "libtesseract" else _tsv_by_command(scaled)
-    return " ".join(_words(rows or []))[:MAX_LABEL_CHARS]
+    pairs = _read_in_process(scaled) if which == "libtesseract" else _read_by_command(scaled)
+    return " ".join(_words(pairs or []))[:MAX_LABEL_CHARS]
