@@ -24,7 +24,8 @@ import time
 from pathlib import Path
 from typing import get_args
 
-from multimodal_rag.config import LoaderConfig, OcrEngine
+from multimodal_rag.config import LoaderConfig, OcrEngine, profile
+from multimodal_rag.embedding import load_text_embedder
 from multimodal_rag.evaluation import EvalResult, comparison_table, evaluate, load_questions
 from multimodal_rag.index import MultimodalIndex
 from multimodal_rag.loading import ocr
@@ -100,6 +101,12 @@ def main() -> None:
     parser.add_argument(
         "--precision", choices=("fp32", "int8"), default="fp32", help="text model weights"
     )
+    parser.add_argument(
+        "--backend",
+        choices=("auto", "openvino", "onnx"),
+        default="auto",
+        help="text model runtime (onnx: ONNX Runtime in fp32; openvino: bf16 where the CPU has it)",
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument(
@@ -121,10 +128,18 @@ def main() -> None:
     if not pdfs:
         parser.error(f"no PDF files in {args.corpora}")
     store = args.store or Path(tempfile.mkdtemp(prefix="mmrag-bench-"))
+    offline = profile("offline")
+    text = load_text_embedder(
+        offline.text_model,
+        query_instruction=offline.query_instruction,
+        backend=args.backend,
+        quantize=args.precision == "int8",
+    )
+    print(f"text model: {text.backend} {text.compute}", file=sys.stderr)
     index = MultimodalIndex.open(
         store,
         profile_name="offline",
-        text_precision=args.precision,
+        text_embedder=text,
         loader_config=LoaderConfig(ocr=args.ocr, ocr_engine=args.ocr_engine),
     )
     started = time.perf_counter()
@@ -152,6 +167,7 @@ def main() -> None:
         "corpora": [pdf.name for pdf in pdfs],
         "questions": args.questions.name,
         "ocr": args.ocr,
+        "text_model": f"{text.backend} {text.compute}",
         "ocr_engine": ocr.resolve_engine(args.ocr_engine) if args.ocr else None,
         "k": args.k,
         "weights": DEFAULT_WEIGHTS,

@@ -1,7 +1,7 @@
 """Text and image embedders (LlamaIndex embedding classes) and model resolution.
 
 Importing this package costs the LlamaIndex base classes only: torch,
-transformers and onnxruntime are imported when an embedder is built.
+transformers, onnxruntime and openvino are imported when an embedder is built.
 
 Example:
     >>> from multimodal_rag.embedding import load_text_embedder
@@ -46,7 +46,8 @@ def load_text_embedder(
     Args:
         model: See :class:`TextEmbedder`.
         query_instruction: Prefix for queries; ``None`` picks the model's default.
-        backend: ``"auto"`` (ONNX when available, else torch), ``"onnx"`` or ``"torch"``.
+        backend: ``"auto"`` (OpenVINO, else ONNX Runtime, else torch), ``"openvino"``,
+            ``"onnx"`` or ``"torch"``.
         quantize: Run the int8 ONNX model.
         cache_dir: Root of the ONNX export cache.
 

@@ -27,11 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from ._util import FloatArray, pool
 from .models import model_identity
 
-__all__ = ["OnnxEncoder", "cache_root", "ensure_onnx_export"]
+__all__ = ["OnnxEncoder", "cache_root", "ensure_onnx_export", "thread_budget"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,11 @@ def cache_root(cache_dir: str | Path | None = None) -> Path:
     if env:
         return Path(env).expanduser()
     return Path.home() / ".cache" / "multimodal_rag"
+
+
+def thread_budget(num_threads: int | None = None) -> int:
+    """Inference threads: ``num_threads``, else every core."""
+    return num_threads or os.cpu_count() or 1
 
 
 def _export(folder: Path, out: Path) -> None:
@@ -202,19 +208,31 @@ class OnnxEncoder:
         quantize: bool = False,
         num_threads: int | None = None,
     ) -> None:
-        import onnxruntime as ort
-        from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
         from tokenizers import Tokenizer
 
         meta = json.loads((target / _META).read_text(encoding="utf-8"))
+        self._inputs = self._load(
+            target / (_INT8 if quantize else _FP32), thread_budget(num_threads)
+        )
+        try:
+            self._tokenizer = Tokenizer.from_file(str(target / _TOKENIZER))
+        except Exception as e:  # tokenizers reports a malformed file as a plain Exception
+            raise RuntimeError(f"cannot load the cached tokenizer in {target}: {e}") from e
+        self._tokenizer.enable_truncation(max_length)
+        # tokenizer.json often pins a fixed padding length; pad to the longest text instead.
+        self._tokenizer.enable_padding(pad_id=int(meta["pad_id"]), pad_token=str(meta["pad_token"]))
+        self._pooling = pooling
+        self.dim = int(meta["hidden_size"])
+
+    def _load(self, model_file: Path, threads: int) -> list[str]:
+        """Start the runtime on ``model_file``; return the graph's input names."""
+        import onnxruntime as ort
+        from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
+
         options = ort.SessionOptions()
-        # MMRAG_THREADS: the share of the cores an ingest worker process was given.
-        budget = os.environ.get("MMRAG_THREADS", "")
-        default = int(budget) if budget.isdigit() and int(budget) > 0 else os.cpu_count() or 1
-        options.intra_op_num_threads = num_threads or default
+        options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # warnings about unused initialisers are noise here
-        model_file = target / (_INT8 if quantize else _FP32)
         try:
             self._session = ort.InferenceSession(
                 str(model_file), sess_options=options, providers=["CPUExecutionProvider"]
@@ -226,16 +244,12 @@ class OnnxEncoder:
             ort_state.NoSuchFile,
         ) as e:
             raise RuntimeError(f"cannot load the cached ONNX model {model_file}: {e}") from e
-        try:
-            self._tokenizer = Tokenizer.from_file(str(target / _TOKENIZER))
-        except Exception as e:  # tokenizers reports a malformed file as a plain Exception
-            raise RuntimeError(f"cannot load the cached tokenizer in {target}: {e}") from e
-        self._tokenizer.enable_truncation(max_length)
-        # tokenizer.json often pins a fixed padding length; pad to the longest text instead.
-        self._tokenizer.enable_padding(pad_id=int(meta["pad_id"]), pad_token=str(meta["pad_token"]))
-        self._inputs = [i.name for i in self._session.get_inputs()]
-        self._pooling = pooling
-        self.dim = int(meta["hidden_size"])
+        return [i.name for i in self._session.get_inputs()]
+
+    def _infer(self, feed: dict[str, npt.NDArray[np.int64]]) -> npt.NDArray[np.floating]:
+        """The last hidden states of one batch."""
+        (hidden,) = self._session.run(["last_hidden_state"], feed)
+        return hidden  # type: ignore[no-any-return]
 
     def encode(self, texts: Sequence[str]) -> FloatArray:
         """Pooled vectors of ``texts`` (one batch), shape ``(len(texts), dim)``."""
@@ -246,8 +260,7 @@ class OnnxEncoder:
             "token_type_ids": [e.type_ids for e in encodings],
         }
         feed = {name: np.asarray(columns[name], dtype=np.int64) for name in self._inputs}
-        (hidden,) = self._session.run(["last_hidden_state"], feed)
-        return pool(hidden, feed["attention_mask"], self._pooling)
+        return pool(self._infer(feed), feed["attention_mask"], self._pooling)
 
     def token_counts(self, texts: Sequence[str]) -> list[int]:
         """Tokens each text takes after truncation (what a forward pass pays for)."""
