@@ -208,11 +208,8 @@ def _point_back(store: Any, args: argparse.Namespace) -> None:
         store.figures_dir = Path(args.store) / "figures"
 
 
-def _open_index(
-    args: argparse.Namespace, folder: str | None, *, create: bool, profile: str | None = None
-) -> Any:
+def _loader_config(args: argparse.Namespace) -> Any:
     from .config import LoaderConfig
-    from .index import MultimodalIndex
 
     loader = LoaderConfig()
     if getattr(args, "chunk_size", None):
@@ -221,12 +218,20 @@ def _open_index(
         loader = loader.model_copy(update={"ocr": False})
     if getattr(args, "ocr_engine", None):
         loader = loader.model_copy(update={"ocr_engine": args.ocr_engine})
+    return loader
+
+
+def _open_index(
+    args: argparse.Namespace, folder: str | None, *, create: bool, profile: str | None = None
+) -> Any:
+    from .index import MultimodalIndex
+
     index = MultimodalIndex.open(
         folder,
         url=args.chroma_url,
         profile_name=profile,
         create=create,
-        loader_config=loader,
+        loader_config=_loader_config(args),
         text_precision=getattr(args, "precision", None),
         lock_timeout=getattr(args, "lock_timeout", 60.0),
     )
@@ -271,6 +276,30 @@ def _hit_line(hit: Any) -> str:
     return line + (f"\n     image: {hit.image}" if hit.image else "")
 
 
+@contextmanager
+def _started_loaders(args: argparse.Namespace) -> Iterator[Any]:
+    """The processes that load the documents (none with ``--ray``), started before the
+    store is opened: the smallest PDFs, which the ingest takes first, are parsed while
+    this process imports LlamaIndex, Chroma and the model (about 3 s here)."""
+    if args.ray:
+        yield None
+        return
+    import functools
+
+    from .loading.pdf import load_pdf
+    from .loading.pool import LoadPool, default_workers
+
+    pool = LoadPool(args.workers or default_workers())
+    try:
+        config = _loader_config(args)
+        pdfs = [Path(p) for p in args.paths if p.lower().endswith(".pdf") and Path(p).is_file()]
+        first = sorted(pdfs, key=lambda p: p.stat().st_size)[: pool.workers]
+        pool.prefetch(functools.partial(load_pdf, p, config) for p in first)
+        yield pool
+    finally:
+        pool.close()
+
+
 def _cmd_ingest(args: argparse.Namespace) -> int:
     missing = [p for p in args.paths if not Path(p).exists()]
     if missing:
@@ -285,17 +314,16 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
         # Loaded before the store is touched: a missing model fails fast, changing nothing.
         captioner = load_captioner(args.caption_model)
-    with _store_folder(args, changes=True) as folder:
-        index = _open_index(args, folder, create=True, profile=args.profile)
-    from .ingest.workers import default_workers
-
-    report = index.ingest(
-        args.paths,
-        progress=not args.json or sys.stderr.isatty(),
-        captioner=captioner,
-        workers=args.workers or default_workers(),
-        ray_address=args.ray,
-    )
+    with _started_loaders(args) as loaders:
+        with _store_folder(args, changes=True) as folder:
+            index = _open_index(args, folder, create=True, profile=args.profile)
+        report = index.ingest(
+            args.paths,
+            progress=not args.json or sys.stderr.isatty(),
+            captioner=captioner,
+            ray_address=args.ray,
+            loaders=loaders,
+        )
     payload = {
         "documents": [vars(d) for d in report.documents],
         "embeddings_computed": report.embeddings_computed,

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .captioning import Captioner
     from .chat import CitedChatEngine
     from .engine import CitedQueryEngine
+    from .loading.pool import LoadPool
     from .retrieval import MultiModalRetriever, RetrieverConfig
 
 __all__ = [
@@ -224,6 +225,7 @@ class MultimodalIndex:
         captioner: Captioner | None = None,
         workers: int = 1,
         ray_address: str | None = None,
+        loaders: LoadPool | None = None,
     ) -> IngestReport:
         """Ingest PDFs and article folders; unchanged documents are skipped.
 
@@ -244,13 +246,17 @@ class MultimodalIndex:
                 (stored as ``generated_caption``, embedded with the figure's text).
                 Only documents that are (re)ingested are captioned. A captioner
                 that fails is logged and the document is ingested without them.
-            workers: Processes that load and embed documents in parallel (this
-                process alone writes); 1 = load in a thread beside embedding here.
-                :func:`~multimodal_rag.ingest.workers.default_workers` gives the CPU
-                count capped by memory.
+            workers: Processes that load (parse, find figures, OCR) documents in
+                parallel while this process embeds and writes them; 1 = load in a
+                thread here. :func:`~multimodal_rag.loading.pool.default_workers`
+                gives the CPU count capped by memory.
             ray_address: Load and embed on the Ray cluster at this address
                 (``HOST:PORT`` of its head; needs ``multimodal_rag[ray]``); this
                 process writes. Use a Chroma server when the cluster spans machines.
+            loaders: A :class:`~multimodal_rag.loading.pool.LoadPool` to load in
+                instead of ``workers`` processes, already started and maybe already
+                loading some of ``paths`` (:meth:`~multimodal_rag.loading.pool.LoadPool.prefetch`);
+                the caller closes it.
 
         Returns:
             What happened to each document. Documents that fail to load are
@@ -269,6 +275,7 @@ class MultimodalIndex:
             lock_timeout=self.lock_timeout,
             workers=workers,
             ray_address=ray_address,
+            loaders=loaders,
         )
         self.manifest = catalog.manifest
         return report

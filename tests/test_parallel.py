@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import functools
 import os
+import pickle
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,10 +17,10 @@ import pytest
 
 from multimodal_rag.config import LoaderConfig
 from multimodal_rag.index import MultimodalIndex
-from multimodal_rag.ingest.workers import ProcessPrepare
 from multimodal_rag.loading.pdf import load_pdf
+from multimodal_rag.loading.pool import LoadPool
 
-from .support.dying import die_always, die_once
+from .support.dying import counted, die_always, die_once, stuck
 from .support.embedders import HashEmbedding
 from .support.pdfs import make_duplicate_image_pdf, make_manual_pdf
 
@@ -76,15 +78,65 @@ def test_a_dead_worker_costs_nothing(tmp_path: Path, pdfs: list[Path]) -> None:
         functools.partial(load_pdf, pdfs[1], NO_OCR),
         functools.partial(load_pdf, pdfs[2], NO_OCR),
     ]
-    results = dict(ProcessPrepare(2, HashEmbedding(), None).run(loads))
+    with LoadPool(2) as pool:
+        results = dict(pool.run(loads))
     assert sorted(results) == [0, 1, 2]
     assert all(not isinstance(r, str) for r in results.values())  # retried, then loaded
     assert (tmp_path / "died").exists()
     loads[0] = functools.partial(die_always, str(pdfs[0]))
-    results = dict(ProcessPrepare(2, HashEmbedding(), None).run(loads))
+    with LoadPool(2) as pool:
+        results = dict(pool.run(loads))
     assert isinstance(results[0], str) and "worker process died" in results[0]
     # The documents that were in flight with it were retried, and loaded.
     assert not isinstance(results[1], str) and not isinstance(results[2], str)
+
+
+def test_a_prefetched_load_is_taken_over_not_run_again(tmp_path: Path, pdfs: list[Path]) -> None:
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    first = functools.partial(counted, str(runs), str(pdfs[0]))
+    with LoadPool(1) as pool:
+        pool.prefetch([first])
+        again = functools.partial(counted, str(runs), str(pdfs[0]))
+        results = dict(pool.run([again, functools.partial(load_pdf, pdfs[1], NO_OCR)]))
+    assert len(list(runs.iterdir())) == 1
+    assert not isinstance(results[0], str) and results[0].doc == "a.pdf"
+
+
+def test_closing_abandons_a_prefetched_load_nobody_asked_for(
+    tmp_path: Path, pdfs: list[Path]
+) -> None:
+    started = time.perf_counter()
+    with LoadPool(1) as pool:
+        pool.prefetch([functools.partial(stuck, 60.0)])
+        (result,) = pool.run([functools.partial(load_pdf, pdfs[1], NO_OCR)])
+    assert not isinstance(result[1], str) and result[1].doc == "b.pdf"
+    assert time.perf_counter() - started < 30
+
+
+@pytest.mark.slow
+def test_the_cli_parses_the_first_pdfs_while_it_opens_the_store(
+    tmp_path: Path, pdfs: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What `mmrag ingest` prefetches must be what the ingest then asks for, or the
+    # document would be parsed twice: count the loads that reach the pool's workers.
+    from multimodal_rag import cli
+    from multimodal_rag.loading import pool as pool_module
+
+    asked: list[bytes] = []
+    real_run = pool_module.LoadPool.run
+
+    def run(self: Any, loads: Any) -> Any:
+        asked.extend(pickle.dumps(load) for load in loads)
+        left = sum(pickle.dumps(load) in self._started for load in loads)
+        assert left == len(self._started) == min(self.workers, len(loads))
+        return real_run(self, loads)
+
+    monkeypatch.setattr(pool_module.LoadPool, "run", run)
+    store = tmp_path / "store"
+    argv = ["ingest", *map(str, pdfs), "--store", str(store), "--no-ocr", "--workers", "2"]
+    assert cli.main([*argv, "--profile", "offline", "--json"]) == 0
+    assert len(asked) == 3
 
 
 @pytest.fixture(scope="module")

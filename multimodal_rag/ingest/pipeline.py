@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from llama_index.core.schema import BaseNode
 
     from ..captioning import Captioner
+    from ..loading.pool import LoadPool
 
 logger = logging.getLogger(__name__)
 
@@ -62,12 +63,15 @@ def ingest_paths(
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     workers: int = 1,
     ray_address: str | None = None,
+    loaders: LoadPool | None = None,
 ) -> tuple[IngestReport, Catalog]:
     """Ingest PDFs and article folders into ``store`` (see :meth:`MultimodalIndex.ingest`).
 
-    Documents are loaded and embedded here (the next one parsed in a thread while
-    this one is embedded), in ``workers`` processes, or on the Ray cluster at
-    ``ray_address``; this process alone writes, one commit per document.
+    Documents are loaded here in a thread (``workers=1``) or in ``workers`` processes
+    (``loaders``, when given: a pool the caller started, maybe with loads already
+    under way) and embedded here while the next ones load; or loaded and embedded on
+    the Ray cluster at ``ray_address``. This process alone writes, one commit per
+    document.
 
     Returns:
         The report and the catalog after the last commit.
@@ -147,15 +151,19 @@ def ingest_paths(
                     commit(i, *_split(result))
             finally:
                 remote.close()
-        elif workers > 1 and len(loads) > 1:
-            from .workers import ProcessPrepare
+        elif loaders is not None or (workers > 1 and len(loads) > 1):
+            from ..loading.pool import LoadPool
 
-            pool = ProcessPrepare(min(workers, len(loads)), text_embedder, image_embedder)
-            for i, result in pool.run(loads):
-                commit(i, *_split(result))
+            pool = loaders or LoadPool(min(workers, len(loads)))
+            try:
+                for i, loaded_or_error in pool.run(loads):
+                    commit(i, loaded_or_error, None)
+            finally:
+                if loaders is None:
+                    pool.close()
         else:
-            for i, got in _serial(loads):
-                commit(i, got, None)
+            for i, loaded_or_error in _serial(loads):
+                commit(i, loaded_or_error, None)
         bar.close()
         report.documents.sort(key=lambda d: position.get(d.doc, len(position)))
         catalog = writer.catalog

@@ -1,32 +1,27 @@
-"""Loading and embedding away from the writer: worker processes on this machine, or Ray.
+"""Loading and embedding on a Ray cluster, away from the writer; the worker count.
+
+On one machine, worker processes only load documents
+(:class:`~multimodal_rag.loading.pool.LoadPool`) and the writer embeds them: one
+copy of the model, all cores for it. Across machines the cluster's CPUs are the
+point, so each Ray actor also embeds.
 
 The writer (the process holding the store's lock) hands each document's
 *loader* — a picklable thunk such as ``partial(load_pdf, path, config)`` — to
-a worker, which loads the document and computes its vectors with its own copy
-of the embedders (they pickle as their recipe: each worker loads the model
+an actor, which loads the document and computes its vectors with its own copy
+of the embedders (they pickle as their recipe: each actor loads the model
 once). The writer commits results as they arrive, so the store sees the same
 single-writer protocol as a serial ingest.
 
-- :class:`ProcessPrepare`: a pool of ``spawn``ed processes (each given an equal
-  share of the cores for its ONNX/torch threads). A worker that dies takes the
-  pool and the documents in flight with it: those are retried one at a time in
-  a fresh pool, so the one that kills its worker is reported failed and the
-  others commit.
-- :class:`RayPrepare`: one Ray actor per worker slot on a running cluster
-  (``ray.init(address=...)``); Ray restarts a dead actor and retries its task.
-
-Both yield ``(index, result)`` pairs in completion order, where ``result`` is
+:class:`RayPrepare` runs one actor per worker slot on a running cluster
+(``ray.init(address=...)``); Ray restarts a dead actor and retries its task. It
+yields ``(index, result)`` pairs in completion order, where ``result`` is
 ``(LoadedDocument, Embedded)`` or the error message of a document that failed.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import sys
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DocumentLoadError, MultimodalRAGError
@@ -41,17 +36,6 @@ logger = logging.getLogger(__name__)
 
 Loader = Callable[[], LoadedDocument]
 Result = tuple[LoadedDocument, Embedded] | str
-_MEMORY_PER_WORKER = 1.5 * (1 << 30)  # a worker's model, one manual's pages and PNGs
-
-
-def default_workers() -> int:
-    """The CPU count, capped by memory (about 1.5 GB a worker)."""
-    cpus = os.cpu_count() or 1
-    try:
-        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return cpus
-    return max(1, min(cpus, int(available // _MEMORY_PER_WORKER)))
 
 
 def prepare(load: Loader, text: BaseEmbedding, image: MultiModalEmbedding | None) -> Result:
@@ -61,107 +45,6 @@ def prepare(load: Loader, text: BaseEmbedding, image: MultiModalEmbedding | None
     except DocumentLoadError as e:
         return str(e)
     return loaded, embed_document(loaded, text, image)
-
-
-# -- worker processes ------------------------------------------------------------------------
-
-_WORKER: dict[str, Any] = {}
-
-
-def _init_worker(text: bytes, image: bytes | None, threads: int) -> None:
-    import pickle
-
-    os.environ["MMRAG_THREADS"] = str(threads)
-    _WORKER["text"] = pickle.loads(text)
-    _WORKER["image"] = None if image is None else pickle.loads(image)
-    # Only where an embedder needs torch anyway: torch's OpenMP runtime in the process
-    # makes the loader fall back to a Tesseract process per image (loading/ocr.py).
-    if "torch" in sys.modules:
-        import torch
-
-        torch.set_num_threads(threads)
-
-
-def _work(load: Loader) -> Result:
-    try:
-        return prepare(load, _WORKER["text"], _WORKER["image"])
-    except MultimodalRAGError as e:  # a model or store error in the worker: this document only
-        return str(e)
-
-
-class ProcessPrepare:
-    """Prepare documents in ``workers`` spawned processes.
-
-    Args:
-        workers: Processes (at least 2; fewer makes no sense).
-        text: The text embedder (pickled as its recipe).
-        image: The image embedder, or ``None``.
-    """
-
-    def __init__(
-        self, workers: int, text: BaseEmbedding, image: MultiModalEmbedding | None
-    ) -> None:
-        import pickle
-
-        self.workers = workers
-        self._init = (
-            pickle.dumps(text),
-            None if image is None else pickle.dumps(image),
-            max(1, (os.cpu_count() or 1) // workers),
-        )
-
-    def _pool(self) -> ProcessPoolExecutor:
-        import multiprocessing
-
-        return ProcessPoolExecutor(
-            self.workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_worker,
-            initargs=self._init,
-        )
-
-    def run(self, loads: Sequence[Loader]) -> Iterator[tuple[int, Result]]:
-        """Results as they complete; at most ``2 * workers`` documents in flight.
-
-        When a worker dies, the pool dies with every document in flight; those are
-        retried one at a time in a fresh pool, so the one that kills its worker is
-        found and reported failed while the others commit.
-        """
-        queue = list(range(len(loads)))[::-1]
-        suspects: list[int] = []
-        pool = self._pool()
-        running: dict[Future[Result], tuple[int, bool]] = {}  # -> (index, ran alone)
-        try:
-            while queue or suspects or running:
-                alone = bool(suspects)
-                source = suspects if alone else queue
-                limit = 1 if alone else 2 * self.workers
-                while source and len(running) < limit:
-                    i = source.pop()
-                    running[pool.submit(_work, loads[i])] = (i, alone)
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                broken = False
-                for future in done:
-                    i, was_alone = running.pop(future)
-                    try:
-                        yield i, future.result()
-                    except BrokenProcessPool:
-                        if was_alone:
-                            yield i, "its worker process died while loading it"
-                        else:
-                            suspects.append(i)
-                        broken = True
-                if broken:
-                    suspects.extend(i for i, _ in running.values())
-                    running.clear()
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    logger.warning(
-                        "an ingest worker died; retrying %d document(s) one at a time",
-                        len(suspects),
-                    )
-                    pool = self._pool()
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
 
 
 # -- Ray ---------------------------------------------------------------------------------------

@@ -21,3 +21,17 @@ def die_once(marker: str, pdf: str) -> LoadedDocument:
 def die_always(pdf: str) -> LoadedDocument:
     """Kill this process every time."""
     os._exit(9)
+
+
+def counted(folder: str, pdf: str) -> LoadedDocument:
+    """Load ``pdf``, leaving one file in ``folder`` per run (to count runs across processes)."""
+    Path(folder, f"run-{os.getpid()}-{len(os.listdir(folder))}").write_text("ran")
+    return load_pdf(pdf, LoaderConfig(ocr=False))
+
+
+def stuck(seconds: float) -> LoadedDocument:
+    """A load that takes ``seconds`` and then fails."""
+    import time
+
+    time.sleep(seconds)
+    raise RuntimeError("a stuck load was waited for")
