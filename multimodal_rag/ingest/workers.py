@@ -21,10 +21,11 @@ yields ``(index, result)`` pairs in completion order, where ``result`` is
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DocumentLoadError, MultimodalRAGError
+from ..loading.pool import Loader
 from ..records import LoadedDocument
 from .writer import Embedded, embed_document
 
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-Loader = Callable[[], LoadedDocument]
 Result = tuple[LoadedDocument, Embedded] | str
 
 

@@ -329,6 +329,16 @@ class FigureFinder:
         return [whole, *images]
 
 
+def share_ocr_threads(processes: int) -> None:
+    """Size this process's OCR threads for ``processes`` loading side by side: the
+    cores are split between them (at least one thread each), so that loader
+    processes do not run more OCR threads than there are cores. Call it before the
+    first OCR."""
+    global _OCR_WORKERS
+    _OCR_WORKERS = max(1, min(4, (os.cpu_count() or 1) // max(1, processes)))
+    _ocr_pool.cache_clear()
+
+
 @functools.lru_cache(maxsize=1)
 def _ocr_pool() -> ThreadPoolExecutor:
     """OCR threads shared by every document of the process; each keeps its engine."""

@@ -56,6 +56,14 @@ def load_or_message(load: Loader) -> Result:
         return str(e)
 
 
+def _init_worker(workers: int) -> None:
+    from .figures import share_ocr_threads
+
+    # Two loaders with two OCR threads each, beside the embedder's threads, put more busy
+    # threads than cores on a 2-core machine; the cores are shared out instead.
+    share_ocr_threads(workers)
+
+
 class LoadPool:
     """Loaders run in ``workers`` spawned processes; each result is the document, or
     the message of a document that could not be loaded.
@@ -83,7 +91,10 @@ class LoadPool:
 
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
-                self.workers, mp_context=multiprocessing.get_context("spawn")
+                self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker,
+                initargs=(self.workers,),
             )
         return self._pool
 
