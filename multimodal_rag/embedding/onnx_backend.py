@@ -32,7 +32,7 @@ import numpy.typing as npt
 from ._util import FloatArray, pool
 from .models import model_identity
 
-__all__ = ["OnnxEncoder", "cache_root", "ensure_onnx_export", "thread_budget"]
+__all__ = ["OnnxEncoder", "cache_root", "ensure_onnx_export"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,11 +57,6 @@ def cache_root(cache_dir: str | Path | None = None) -> Path:
     if env:
         return Path(env).expanduser()
     return Path.home() / ".cache" / "multimodal_rag"
-
-
-def thread_budget(num_threads: int | None = None) -> int:
-    """Inference threads: ``num_threads``, else every core."""
-    return num_threads or os.cpu_count() or 1
 
 
 def _export(folder: Path, out: Path) -> None:
@@ -212,7 +207,7 @@ class OnnxEncoder:
 
         meta = json.loads((target / _META).read_text(encoding="utf-8"))
         self._inputs = self._load(
-            target / (_INT8 if quantize else _FP32), thread_budget(num_threads)
+            target / (_INT8 if quantize else _FP32), num_threads or os.cpu_count() or 1
         )
         try:
             self._tokenizer = Tokenizer.from_file(str(target / _TOKENIZER))

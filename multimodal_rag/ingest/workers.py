@@ -1,4 +1,4 @@
-"""Loading and embedding on a Ray cluster, away from the writer; the worker count.
+"""Loading and embedding on a Ray cluster, away from the writer.
 
 On one machine, worker processes only load documents
 (:class:`~multimodal_rag.loading.pool.LoadPool`) and the writer embeds them: one
@@ -24,8 +24,8 @@ import logging
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..errors import DocumentLoadError, MultimodalRAGError
-from ..loading.pool import Loader
+from ..errors import MultimodalRAGError
+from ..loading.pool import Loader, load_or_message
 from ..records import LoadedDocument
 from .writer import Embedded, embed_document
 
@@ -40,10 +40,9 @@ Result = tuple[LoadedDocument, Embedded] | str
 
 def prepare(load: Loader, text: BaseEmbedding, image: MultiModalEmbedding | None) -> Result:
     """Load one document and compute its vectors; a load failure is returned as its message."""
-    try:
-        loaded = load()
-    except DocumentLoadError as e:
-        return str(e)
+    loaded = load_or_message(load)
+    if isinstance(loaded, str):
+        return loaded
     return loaded, embed_document(loaded, text, image)
 
 

@@ -112,7 +112,8 @@ class LoadPool:
         A document whose worker died when it was the only one in flight yields
         an error message instead of a result.
         """
-        self._drop_unasked({pickle.dumps(load) for load in loads})
+        keys = [pickle.dumps(load) for load in loads]
+        self._drop_unasked(set(keys))
         queue = list(range(len(loads)))[::-1]
         suspects: list[int] = []
         running: dict[Future[Result], tuple[int, bool]] = {}  # -> (index, ran alone)
@@ -122,7 +123,7 @@ class LoadPool:
             limit = 1 if alone else 2 * self.workers
             while source and len(running) < limit:
                 i = source.pop()
-                started = None if alone else self._started.pop(pickle.dumps(loads[i]), None)
+                started = None if alone else self._started.pop(keys[i], None)
                 future = started or self._executor().submit(load_or_message, loads[i])
                 running[future] = (i, alone)
             done, _ = wait(running, return_when=FIRST_COMPLETED)
