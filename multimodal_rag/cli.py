@@ -78,7 +78,8 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="N",
-        help="processes that load and embed in parallel (default: CPU count, capped by memory)",
+        help="processes that parse documents (figures, OCR) in parallel while this one "
+        "embeds and writes (default: the usable CPUs, capped by memory)",
     )
     p.add_argument(
         "--ray",

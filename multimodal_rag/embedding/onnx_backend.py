@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ..cpus import usable_cpus
 from ._util import FloatArray, pool
 from .models import model_identity
 
@@ -188,7 +189,7 @@ class OnnxEncoder:
         pooling: ``"cls"`` or ``"mean"``.
         max_length: Tokens per text, longer texts are truncated.
         quantize: Run ``model.int8.onnx`` instead of the fp32 model.
-        num_threads: Intra-op threads; ``None`` uses every core.
+        num_threads: Intra-op threads; ``None`` uses every CPU the process may use.
 
     Raises:
         RuntimeError: The cached files cannot be loaded (corrupt cache).
@@ -207,7 +208,7 @@ class OnnxEncoder:
 
         meta = json.loads((target / _META).read_text(encoding="utf-8"))
         self._inputs = self._load(
-            target / (_INT8 if quantize else _FP32), num_threads or os.cpu_count() or 1
+            target / (_INT8 if quantize else _FP32), num_threads or usable_cpus()
         )
         try:
             self._tokenizer = Tokenizer.from_file(str(target / _TOKENIZER))

@@ -49,7 +49,7 @@ class OpenVinoEncoder(OnnxEncoder):
         pooling: ``"cls"`` or ``"mean"``.
         max_length: Tokens per text, longer texts are truncated.
         bf16: Compute in bfloat16; ``None`` does where the CPU has native bf16.
-        num_threads: Inference threads; ``None`` uses every core.
+        num_threads: Inference threads; ``None`` uses every CPU the process may use.
 
     Raises:
         RuntimeError: OpenVINO cannot read or compile the cached model.

@@ -109,7 +109,7 @@ class TextEmbedder(BaseEmbedding):
             with int8 took 8.7 / 9.8 / 11.1 / 12.4 s at 4 / 8 / 16 / 32 (the attention
             scores of a large batch of 256-token texts do not fit in cache).
             LlamaIndex also cuts ``get_text_embedding_batch`` into calls of this size.
-        num_threads: CPU threads for inference; ``None`` uses every core.
+        num_threads: CPU threads for inference; ``None`` uses every CPU the process may use.
         callback_manager: LlamaIndex callbacks.
 
     Raises:

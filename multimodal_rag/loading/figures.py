@@ -22,6 +22,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..config import LoaderConfig
+from ..cpus import usable_cpus
 from ..errors import DocumentLoadError
 from ..records import BBox, Figure, FigureKind, TextChunk
 from . import ocr
@@ -49,7 +50,7 @@ logger = logging.getLogger(__name__)
 # Parts of one figure touch or nearly touch (en-eyes puts a sketch and a plot edge to edge).
 GROUP_GAP_PT = 12.0
 # Each Tesseract engine runs one thread (see .ocr); read a few figures at once.
-_OCR_WORKERS = max(1, min(4, os.cpu_count() or 1))
+_OCR_WORKERS = max(1, min(4, usable_cpus()))
 
 
 class FigureFinder:
@@ -335,7 +336,7 @@ def share_ocr_threads(processes: int) -> None:
     processes do not run more OCR threads than there are cores. Call it before the
     first OCR."""
     global _OCR_WORKERS
-    _OCR_WORKERS = max(1, min(4, (os.cpu_count() or 1) // max(1, processes)))
+    _OCR_WORKERS = max(1, min(4, usable_cpus() // max(1, processes)))
     _ocr_pool.cache_clear()
 
 

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
+from ..cpus import usable_cpus
 from ..errors import DocumentLoadError
 from ..records import LoadedDocument
 
@@ -39,8 +40,9 @@ _MEMORY_PER_WORKER = 1.5 * (1 << 30)
 
 
 def default_workers() -> int:
-    """Loader processes for an ingest: the CPU count, capped by memory (1.5 GB a worker)."""
-    cpus = os.cpu_count() or 1
+    """Loader processes for an ingest: the CPUs this process may use (see
+    :func:`~multimodal_rag.cpus.usable_cpus`), capped by memory (1.5 GB a worker)."""
+    cpus = usable_cpus()
     try:
         available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
