@@ -19,7 +19,10 @@ stock run of the same round, then the median over rounds.
 
 Usage:
     python benchmarks/bench_compare.py [--repeats 3] [--ocr-repeats 3] [--cmd-repeats 1]
-        [--floor-rounds 1] [--out benchmarks/results] [--work DIR]
+        [--floor-rounds 1] [--out benchmarks/results] [--work DIR] [--cpus 0]
+
+``--cpus 0`` pins every ingest (both systems) to CPU 0, to see how each scales with
+the cores it gets.
 """
 
 from __future__ import annotations
@@ -147,10 +150,17 @@ OCR_FLAGS = {"ours": ["--no-ocr"], "ours+ocr": [], OCR_CMD: ["--ocr-engine", "te
 
 
 def ingest_runs(
-    work: Path, repeats: int, ocr_repeats: int, cmd_repeats: int, floor_rounds: int
+    work: Path,
+    repeats: int,
+    ocr_repeats: int,
+    cmd_repeats: int,
+    floor_rounds: int,
+    cpus: str | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Interleaved ingest + floor runs, round by round; returns raw runs per system."""
+    """Interleaved ingest + floor runs, round by round; returns raw runs per system.
+    With ``cpus`` (a ``taskset -c`` list) every ingest runs pinned to those CPUs."""
     me = [sys.executable, str(Path(__file__).resolve())]
+    pin = ["taskset", "-c", cpus] if cpus else []
     runs: dict[str, list[dict[str, Any]]] = {"ours": [], "ours+ocr": [], OCR_CMD: [], "stock": []}
     counts = {"ours": repeats, "stock": repeats, "ours+ocr": ocr_repeats, OCR_CMD: cmd_repeats}
     plan = [(name, r) for r in range(max(counts.values())) for name in counts if r < counts[name]]
@@ -158,11 +168,11 @@ def ingest_runs(
         store = work / f"{system}-{r}"
         pdfs = [str(p) for p in PDFS]
         if system == "stock":
-            child = run_child([*STOCK, "ingest", *pdfs, "--store", str(store), "--json"])
+            child = run_child([*pin, *STOCK, "ingest", *pdfs, "--store", str(store), "--json"])
             floor_cmd = [*me, "--floor", "stock"]
         else:
             cmd = [MMRAG, "ingest", *pdfs, "--store", str(store), "--profile", "offline"]
-            child = run_child([*cmd, *OCR_FLAGS[system], "--json"])
+            child = run_child([*pin, *cmd, *OCR_FLAGS[system], "--json"])
             floor_cmd = [*me, "--floor", "ours", "--store", str(store)]
         seconds = float(child.output["seconds"])
         # The floor depends on the texts, not on OCR's cost: a round or two of it is enough.
@@ -288,7 +298,7 @@ def warm_and_eval(stores: dict[str, str], passes: int, k: int) -> dict[str, Any]
     return {"strict": strict, "pages": lenient, "latency_ms": latencies}
 
 
-def machine() -> dict[str, Any]:
+def machine(cpus: str | None = None) -> dict[str, Any]:
     import torch
 
     cpu = next(
@@ -303,6 +313,7 @@ def machine() -> dict[str, Any]:
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
+        "ingest_pinned_to_cpus": cpus,
         "ram_gib": round(int(mem) / 2**20, 1),
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -374,7 +385,12 @@ def render(payload: dict[str, Any], tables: dict[str, str]) -> str:
         "",
         f"{m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB, Python {m['python']}, "
         f"torch {m['torch']}. {payload['pages']} pages in {len(PDFS)} PDFs, "
-        f"{payload['questions']} questions, k={payload['k']}. Medians over repeats.",
+        f"{payload['questions']} questions, k={payload['k']}. Medians over repeats."
+        + (
+            f" Every ingest pinned to CPUs {m['ingest_pinned_to_cpus']} (taskset)."
+            if m.get("ingest_pinned_to_cpus")
+            else ""
+        ),
         "",
         "## Ingest",
         "",
@@ -501,6 +517,11 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--work", type=Path, default=None, help="stores go here (default: tmp)")
+    parser.add_argument(
+        "--cpus",
+        default=None,
+        help="pin every ingest to these CPUs (a taskset -c list, e.g. 0 for one core)",
+    )
     args = parser.parse_args()
     if not PDFS or not QUESTIONS.is_file():
         sys.exit(f"the dev manuals and questions are missing under {SHARED}")
@@ -521,7 +542,12 @@ def main() -> None:
         with pymupdf.open(pdf) as doc:  # type: ignore[no-untyped-call]
             pages += doc.page_count
     runs = ingest_runs(
-        work, args.repeats, args.ocr_repeats, args.cmd_repeats, max(1, args.floor_rounds)
+        work,
+        args.repeats,
+        args.ocr_repeats,
+        args.cmd_repeats,
+        max(1, args.floor_rounds),
+        args.cpus,
     )
     stores = {name: rs[0]["store"] for name, rs in runs.items() if rs}
     print("cold queries...", file=sys.stderr)
@@ -533,7 +559,7 @@ def main() -> None:
     from multimodal_rag.evaluation import comparison_chart, comparison_table
 
     payload: dict[str, Any] = {
-        "machine": machine(),
+        "machine": machine(args.cpus),
         "pages": pages,
         "questions": len(measured["strict"]["stock" if "stock" in stores else "ours"].queries),
         "k": args.k,
