@@ -4,10 +4,12 @@ ingest, failures reported per document, a dead worker costing nothing."""
 from __future__ import annotations
 
 import functools
+import json
 import os
 import pickle
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -203,3 +205,95 @@ def test_ingest_on_a_two_node_ray_cluster_equals_a_serial_ingest(
     report = on_ray.ingest(pdfs, ray_address=ray_cluster)
     assert [d.status for d in report.documents] == ["added"] * 3
     assert _snapshot(on_ray) == _snapshot(serial)
+
+
+_KILLED_PARENT = """
+import functools, json, sys, time
+from multimodal_rag.loading.pool import LoadPool
+from tests.support.dying import stuck
+pool = LoadPool(2)
+pool.prefetch([functools.partial(stuck, 120), functools.partial(stuck, 121)])
+print(json.dumps(sorted(pool._executor()._processes)), flush=True)
+time.sleep(300)
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state in ("Z", "X")  # exited, not yet reaped
+
+
+def test_loaders_end_when_the_ingest_is_killed() -> None:
+    # A SIGKILLed ingest cannot tell its loaders to stop; they must notice on their own
+    # instead of waiting, each with its memory, for work that never comes.
+    root = Path(__file__).resolve().parents[1]
+    with subprocess.Popen(
+        [sys.executable, "-c", _KILLED_PARENT], cwd=root, stdout=subprocess.PIPE, text=True
+    ) as parent:
+        try:
+            assert parent.stdout is not None
+            workers = json.loads(parent.stdout.readline())
+            assert len(workers) == 2 and not any(_gone(pid) for pid in workers)
+            time.sleep(2)  # both are in their 2-minute loads now
+        finally:
+            parent.kill()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not all(_gone(pid) for pid in workers):
+        time.sleep(0.2)
+    left = [pid for pid in workers if not _gone(pid)]
+    for pid in left:
+        os.kill(pid, 9)
+    assert not left, "loader processes outlived the killed ingest"
+
+
+_LOADER_IMPORTS = """
+import json, os, sys
+from multimodal_rag.loading.pool import _init_worker
+_init_worker(1, os.getppid())
+from multimodal_rag.config import LoaderConfig
+from multimodal_rag.loading.pdf import load_pdf
+doc = load_pdf(sys.argv[1], LoaderConfig(ocr=False))
+print(json.dumps({"pages": doc.pages, "modules": sorted(
+    m for m in ("pymupdf", "pymupdf.layout", "pymupdf4llm", "onnxruntime") if m in sys.modules
+)}))
+"""
+
+_USER_IMPORTS = """
+import importlib.util, json, sys
+from multimodal_rag.loading import import_pymupdf
+import_pymupdf()
+import pymupdf
+print(json.dumps({"pymupdf4llm": "pymupdf4llm" in sys.modules,
+                  "installed": importlib.util.find_spec("pymupdf4llm") is not None}))
+"""
+
+
+def test_loader_processes_import_pymupdf_without_its_optional_extras(pdfs: list[Path]) -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", _LOADER_IMPORTS, str(pdfs[0])],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen["pages"] > 0
+    # No layout model, no pymupdf4llm and, through it, no ONNX Runtime in a loader.
+    assert seen["modules"] == ["pymupdf"]
+
+
+def test_a_users_process_keeps_pymupdf4llm() -> None:
+    # Only our own loader processes go without it: in the caller's process PyMuPDF's
+    # to_markdown helpers keep working.
+    out = subprocess.run(
+        [sys.executable, "-c", _USER_IMPORTS],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen["pymupdf4llm"] == seen["installed"]

@@ -13,7 +13,8 @@ already held that document) is stopped, not waited for.
 
 A worker that dies takes the pool and the documents in flight with it: those
 are retried one at a time in a fresh pool, so the one that kills its worker is
-reported failed and the others load.
+reported failed and the others load. A loader whose parent is killed (``kill
+-9`` of the ingest) ends within a second instead of waiting for work forever.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -37,6 +40,7 @@ Loader = Callable[[], LoadedDocument]
 Result = LoadedDocument | str
 # A loader process holds one manual's pages, its figures' pixels and PNGs, the OCR engines.
 _MEMORY_PER_WORKER = 1.5 * (1 << 30)
+_PARENT_POLL_S = 0.5
 
 
 def default_workers() -> int:
@@ -58,12 +62,30 @@ def load_or_message(load: Loader) -> Result:
         return str(e)
 
 
-def _init_worker(workers: int) -> None:
+def _init_worker(workers: int, parent: int) -> None:
+    from . import import_pymupdf
     from .figures import share_ocr_threads
+
+    threading.Thread(
+        target=_exit_with_parent, args=(parent,), name="mmrag-parent-watch", daemon=True
+    ).start()
+    import_pymupdf(extras=False)
 
     # Two loaders with two OCR threads each, beside the embedder's threads, put more busy
     # threads than cores on a 2-core machine; the cores are shared out instead.
     share_ocr_threads(workers)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this loader process once the process that started it is gone.
+
+    A loader waits for its next document on a queue whose write end it holds too,
+    so a parent killed with SIGKILL would leave it waiting, with its memory, for
+    good. Orphans are handed to another parent, which is what this looks for.
+    """
+    while os.getppid() == parent:
+        time.sleep(_PARENT_POLL_S)
+    os._exit(1)
 
 
 class LoadPool:
@@ -96,7 +118,7 @@ class LoadPool:
                 self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_init_worker,
-                initargs=(self.workers,),
+                initargs=(self.workers, os.getpid()),
             )
         return self._pool
 
