@@ -1,8 +1,8 @@
 """How many CPUs this process may use, which is not always how many the machine has.
 
-``os.cpu_count()`` counts the host's CPUs. A process pinned with ``taskset``, a
-container given a cpuset or a CPU quota (``docker --cpus 2``), or a Ray worker may
-use fewer; sizing loader processes, OCR threads and inference threads by the host's
+``os.cpu_count()`` counts the host's CPUs. A process pinned with ``taskset``, or in
+a container given a cpuset or a CPU quota (``docker --cpus 2``), may use fewer;
+sizing loader processes, OCR threads and inference threads by the host's
 count then runs several threads per usable core, which costs more CPU time than it
 saves. Imports nothing heavy: loader processes read it at start.
 """
