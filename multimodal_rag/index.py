@@ -249,7 +249,7 @@ class MultimodalIndex:
             workers: Processes that load (parse, find figures, OCR) documents in
                 parallel while this process embeds and writes them; 1 = load in a
                 thread here. :func:`~multimodal_rag.loading.pool.default_workers`
-                gives the CPU count capped by memory.
+                gives the CPUs this process may use, capped by memory.
             ray_address: Load and embed on the Ray cluster at this address
                 (``HOST:PORT`` of its head; needs ``multimodal_rag[ray]``); this
                 process writes. Use a Chroma server when the cluster spans machines.

@@ -49,8 +49,16 @@ logger = logging.getLogger(__name__)
 
 # Parts of one figure touch or nearly touch (en-eyes puts a sketch and a plot edge to edge).
 GROUP_GAP_PT = 12.0
-# Each Tesseract engine runs one thread (see .ocr); read a few figures at once.
-_OCR_WORKERS = max(1, min(4, usable_cpus()))
+
+
+def _ocr_threads(processes: int = 1) -> int:
+    """OCR threads for one of ``processes`` loading side by side: each Tesseract engine
+    runs one thread (see .ocr), so a few figures are read at once, and the usable CPUs
+    are split between the processes (at least one thread each)."""
+    return max(1, min(4, usable_cpus() // max(1, processes)))
+
+
+_OCR_WORKERS = _ocr_threads()
 
 
 class FigureFinder:
@@ -331,12 +339,11 @@ class FigureFinder:
 
 
 def share_ocr_threads(processes: int) -> None:
-    """Size this process's OCR threads for ``processes`` loading side by side: the
-    cores are split between them (at least one thread each), so that loader
-    processes do not run more OCR threads than there are cores. Call it before the
-    first OCR."""
+    """Size this process's OCR threads for ``processes`` loading side by side (see
+    :func:`_ocr_threads`), so that loader processes do not run more OCR threads than
+    there are cores. Call it before the first OCR."""
     global _OCR_WORKERS
-    _OCR_WORKERS = max(1, min(4, usable_cpus() // max(1, processes)))
+    _OCR_WORKERS = _ocr_threads(processes)
     _ocr_pool.cache_clear()
 
 
